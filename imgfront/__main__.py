@@ -1,0 +1,3 @@
+from imgfront.cli import main
+
+main()
