@@ -1,0 +1,71 @@
+"""Engine adapters, and how the local engine is found or started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from imgfront.engines.base import ImageBuilder
+from imgfront.engines.connections import Connection, local_candidates
+from imgfront.engines.podman import PodmanBuilder
+from imgfront.engines.service import PrivateService
+from imgfront.errors import EngineError
+
+# Build arguments imgfront sets on every build, as BuildKit does, so a Containerfile behaves alike everywhere.
+AUTOMATIC_ARGS = frozenset(
+    {
+        "TARGETPLATFORM",
+        "TARGETOS",
+        "TARGETARCH",
+        "TARGETVARIANT",
+        "BUILDPLATFORM",
+        "BUILDOS",
+        "BUILDARCH",
+        "BUILDVARIANT",
+    }
+)
+
+ENGINES: dict[str, type[ImageBuilder]] = {"podman": PodmanBuilder}
+
+
+def _on_this_host(conn: Connection) -> bool:
+    return conn.uri.startswith(("unix://", "http+unix://")) and not conn.is_machine
+
+
+def _socket_missing(conn: Connection) -> bool:
+    if not conn.uri.startswith("unix://"):
+        return False
+    return not Path(conn.uri.removeprefix("unix://")).exists()
+
+
+@contextlib.contextmanager
+def open_local(env: Mapping[str, str] = os.environ) -> Iterator[PodmanBuilder]:
+    """The local podman: CONTAINER_HOST, the default sockets, the default connection, else a private service."""
+    for conn in local_candidates(env):
+        if _socket_missing(conn) and conn.source != "CONTAINER_HOST":
+            continue
+        try:
+            builder = PodmanBuilder(conn, local=_on_this_host(conn), automatic_args=AUTOMATIC_ARGS)
+        except EngineError as e:
+            if conn.source == "CONTAINER_HOST":
+                raise EngineError(e.message, hint="unset CONTAINER_HOST to let imgfront start its own service") from e
+            continue
+        try:
+            yield builder
+        finally:
+            builder.close()
+        return
+    service = PrivateService()
+    try:
+        uri = service.start()
+        builder = PodmanBuilder(
+            Connection("local", uri, source="private service"), local=True, automatic_args=AUTOMATIC_ARGS
+        )
+        try:
+            yield builder
+        finally:
+            builder.close()
+    finally:
+        service.stop()

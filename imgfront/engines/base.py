@@ -1,0 +1,188 @@
+"""The one interface every engine adapter implements; the plan, the scheduler and list builders know only this."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from imgfront.platforms import Platform
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a node is and what it can build."""
+
+    name: str
+    driver: str
+    server_version: str
+    api_version: str
+    native: tuple[Platform, ...]
+    emulated: tuple[Platform, ...]
+    rootless: bool = False
+    storage_driver: str = ""
+    address: str = ""
+
+    def can_build(self, platform: Platform) -> bool:
+        return platform in self.native or platform in self.emulated
+
+
+@dataclass(frozen=True)
+class PackedContext:
+    """A build context packed once into a tar file, sent unchanged to every node."""
+
+    tar: Path
+    containerfile: str  # its path inside the tar
+    size: int
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """Everything one platform's build needs; the same for every engine."""
+
+    context: PackedContext
+    platform: Platform
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    pull: str = "missing"  # always | missing | never | newer, as podman's --pull
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """The result of one platform's build on one node."""
+
+    image_id: str
+    digest: str
+    platform: Platform
+    node: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    digest: str
+    os: str
+    architecture: str
+    variant: str | None
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ListInstance:
+    """One entry of a manifest list: an image in the node's storage and the platform it is for."""
+
+    image_id: str
+    platform: Platform
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    name: str
+    id: str
+    digest: str
+    media_type: str
+    size: int
+    instances: tuple[str, ...]  # instance manifest digests
+
+
+class BuildEvents(Protocol):
+    """Where an adapter reports a build's progress, in the engine's own words."""
+
+    def step(self, number: int, total: int, text: str) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+
+class Cancellation:
+    """A cancel signal that also closes whatever a blocked build is reading from."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._closers: list[Callable[[], None]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def on_cancel(self, closer: Callable[[], None]) -> Callable[[], None]:
+        """Run `closer` when cancelled (at once if already); return a function that unregisters it."""
+        with self._lock:
+            if not self._event.is_set():
+                self._closers.append(closer)
+                return lambda: self._forget(closer)
+        closer()
+        return lambda: None
+
+    def _forget(self, closer: Callable[[], None]) -> None:
+        with self._lock:
+            if closer in self._closers:
+                self._closers.remove(closer)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            closers, self._closers = self._closers, []
+        for closer in closers:
+            with contextlib.suppress(Exception):
+                closer()
+
+
+class ImageBuilder(abc.ABC):
+    """An engine that builds images: a podman service or a Docker engine, local or remote."""
+
+    name: str
+    driver: str
+
+    @abc.abstractmethod
+    def status(self) -> None:
+        """Raise EngineError when the node cannot be used."""
+
+    @abc.abstractmethod
+    def info(self) -> NodeInfo: ...
+
+    @abc.abstractmethod
+    def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
+        """Build one platform; raise BuildError (with the log's tail) when the build fails."""
+
+    @abc.abstractmethod
+    def inspect_image(self, ref: str) -> ImageInfo | None: ...
+
+    @abc.abstractmethod
+    def export_image(self, image_id: str) -> Iterator[bytes]:
+        """Stream the image out as an archive (docker-archive for podman and Docker alike)."""
+
+    @abc.abstractmethod
+    def import_image(self, chunks: Iterator[bytes]) -> str:
+        """Load an archive streamed from another node; return the image id."""
+
+    @abc.abstractmethod
+    def remove_image(self, ref: str, force: bool = False) -> None:
+        """Remove an image; an image that is already gone is not an error."""
+
+    @abc.abstractmethod
+    def prune(self) -> None: ...
+
+    @abc.abstractmethod
+    def inspect_list(self, name: str) -> ListInfo | None: ...
+
+    @abc.abstractmethod
+    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
+        """Create a manifest list of `instances` and give it `names`, replacing what had them."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> ImageBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

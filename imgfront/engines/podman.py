@@ -1,0 +1,379 @@
+"""The podman adapter: a podman service reached over its REST API with podman-py."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import podman
+import requests
+from podman.api.client import APIResponse
+from podman.errors import APIError, PodmanError
+
+from imgfront.engines.base import (
+    BuildEvents,
+    BuildReport,
+    BuildRequest,
+    Cancellation,
+    ImageBuilder,
+    ImageInfo,
+    ListInfo,
+    ListInstance,
+    NodeInfo,
+)
+from imgfront.engines.connections import Connection
+from imgfront.errors import EngineError, PlatformBuildError
+from imgfront.platforms import Platform
+
+MIN_SERVER = (4, 3, 0)
+CONNECT_TIMEOUT = 10.0
+LOG_TAIL = 20
+_STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
+_IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
+_UNCONSUMED = re.compile(r"one or more build args were not consumed: \[(.*)\]")
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def _q(ref: str) -> str:
+    return quote(ref, safe="")
+
+
+class PodmanBuilder(ImageBuilder):
+    """One podman service; `local` says whether it runs on this host, so this host's binfmt handlers apply."""
+
+    driver = "podman"
+
+    def __init__(self, connection: Connection, *, local: bool = False, automatic_args: frozenset[str] = frozenset()):
+        self.name = connection.name
+        self.connection = connection
+        self.local = local
+        self._automatic_args = automatic_args
+        self._info: NodeInfo | None = None
+        self.server_version, self.api_version = self._probe()
+        self.client = self._client(self.api_version, timeout=None)
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    def _client(self, version: str, timeout: float | None) -> podman.PodmanClient:
+        kwargs: dict[str, Any] = {"base_url": self.connection.uri, "version": version}
+        if self.connection.identity:
+            kwargs["identity"] = self.connection.identity
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        try:
+            return podman.PodmanClient(**kwargs)
+        except (ValueError, PodmanError) as e:
+            raise EngineError(f"{self.name}: cannot use {self.connection.uri}: {e}") from e
+
+    def _probe(self) -> tuple[str, str]:
+        """Ask the server its version, then refuse a server older than the oldest supported."""
+        # Any version prefix works for /version; the server's own answer decides what we use afterwards.
+        with self._client("4.0.0", timeout=CONNECT_TIMEOUT) as probe:
+            try:
+                version = probe.version()
+            except (requests.RequestException, PodmanError, OSError) as e:
+                raise EngineError(f"{self.name}: no podman service answers at {self.connection.uri} ({e})") from e
+        engine = next((c for c in version.get("Components", []) if c.get("Name") == "Podman Engine"), None)
+        server = str(engine.get("Version") if engine else version.get("Version", "0"))
+        api = str((engine or {}).get("Details", {}).get("APIVersion") or version.get("ApiVersion") or server)
+        if parse_version(server) < MIN_SERVER:
+            raise EngineError(
+                f"{self.name}: podman {server} at {self.connection.uri} is too old; imgfront needs podman 4.3 or newer",
+                hint="upgrade podman on that host",
+            )
+        return server, api
+
+    def status(self) -> None:
+        try:
+            self.client.api.get("/_ping", timeout=CONNECT_TIMEOUT).raise_for_status()
+        except (requests.RequestException, PodmanError) as e:
+            raise EngineError(f"{self.name}: podman service at {self.connection.uri} does not answer: {e}") from e
+
+    def info(self) -> NodeInfo:
+        if self._info is None:
+            data = self._json("get", "/info")
+            host, store = data.get("host", {}), data.get("store", {})
+            native = Platform.make(host.get("os", "linux"), host.get("arch", "amd64"), host.get("variant") or None)
+            emulated: tuple[Platform, ...] = ()
+            if self.local:
+                from imgfront.emulation.qemu import emulated_platforms
+
+                emulated = tuple(sorted(p for p in emulated_platforms() if p != native))
+            self._info = NodeInfo(
+                name=self.name,
+                driver=self.driver,
+                server_version=self.server_version,
+                api_version=self.api_version,
+                native=(native,),
+                emulated=emulated,
+                rootless=bool(host.get("security", {}).get("rootless")),
+                storage_driver=str(store.get("graphDriverName", "")),
+                address=self.connection.uri,
+            )
+        return self._info
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
+        params: dict[str, Any] = {
+            "dockerfile": request.context.containerfile,
+            "platform": str(request.platform),
+            "buildargs": json.dumps(dict(request.build_args), sort_keys=True),
+            "labels": json.dumps(dict(request.labels), sort_keys=True),
+            "pullpolicy": request.pull,
+            "nocache": request.no_cache,
+            "layers": True,
+            "rm": True,
+        }
+        if request.annotations:
+            params["annotations"] = json.dumps([f"{k}={v}" for k, v in request.annotations.items()])
+        if request.target:
+            params["target"] = request.target
+        where = f"{request.platform}@{self.name}"
+        start = time.monotonic()
+        tail: deque[str] = deque(maxlen=LOG_TAIL)
+        image_id: str | None = None
+        with request.context.tar.open("rb") as body:
+            try:
+                response = self.client.api.post(
+                    "/build",
+                    params=params,
+                    data=body,
+                    stream=True,
+                    headers={"Content-Type": "application/x-tar"},
+                )
+            except (requests.RequestException, PodmanError) as e:
+                if cancel.cancelled:
+                    raise PlatformBuildError(f"{where}: cancelled") from e
+                raise EngineError(f"{where}: could not start the build: {e}") from e
+            forget = cancel.on_cancel(lambda: _abort(response))
+            try:
+                if response.status_code >= 400:
+                    raise PlatformBuildError(f"{where}: the server refused the build: {_error_text(response)}")
+                for message in _messages(response):
+                    if "error" in message:
+                        raise PlatformBuildError(f"{where}: {str(message['error']).strip()}", tuple(tail))
+                    for line in str(message.get("stream", "")).splitlines():
+                        if not line.strip() or self._is_own_arg_warning(line):
+                            continue
+                        if _IMAGE_ID.match(line.strip()):
+                            image_id = line.strip()
+                            continue
+                        tail.append(line)
+                        step = _STEP.match(line)
+                        if step:
+                            events.step(int(step[1]), int(step[2]), step[3])
+                        events.log(line)
+            except (requests.RequestException, OSError, ValueError) as e:
+                if cancel.cancelled:
+                    raise PlatformBuildError(f"{where}: cancelled", tuple(tail)) from e
+                raise PlatformBuildError(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
+            finally:
+                forget()
+                response.close()
+        if cancel.cancelled:
+            if image_id:
+                self.remove_image(image_id)
+            raise PlatformBuildError(f"{where}: cancelled", tuple(tail))
+        if image_id is None:
+            raise PlatformBuildError(f"{where}: the build ended without an image", tuple(tail))
+        info = self.inspect_image(image_id)
+        return BuildReport(
+            image_id=image_id,
+            digest=info.digest if info else "",
+            platform=request.platform,
+            node=self.name,
+            seconds=time.monotonic() - start,
+        )
+
+    def _is_own_arg_warning(self, line: str) -> bool:
+        """Podman warns about build args a Containerfile does not declare; ours are set on every build."""
+        match = _UNCONSUMED.search(line)
+        return match is not None and set(match[1].split()) <= self._automatic_args
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        data = self._json("get", f"/images/{_q(ref)}/json", missing_ok=True)
+        if data is None:
+            return None
+        return ImageInfo(
+            id=str(data.get("Id", "")),
+            digest=str(data.get("Digest", "")),
+            os=str(data.get("Os", "")),
+            architecture=str(data.get("Architecture", "")),
+            variant=data.get("Variant") or None,
+            labels=dict(data.get("Labels") or {}),
+        )
+
+    def export_image(self, image_id: str) -> Iterator[bytes]:
+        response = self.client.api.get(f"/images/{_q(image_id)}/get", params={"format": "docker-archive"}, stream=True)
+        _raise(response, f"{self.name}: export of {image_id}")
+        try:
+            yield from response.iter_content(chunk_size=1 << 20)
+        finally:
+            response.close()
+
+    def import_image(self, chunks: Iterator[bytes]) -> str:
+        response = self.client.api.post(
+            "/images/load",
+            data=chunks,  # type: ignore[arg-type]
+            headers={"Content-Type": "application/x-tar"},
+        )
+        _raise(response, f"{self.name}: import")
+        names = response.json().get("Names") or []
+        return str(names[0]) if names else ""
+
+    def remove_image(self, ref: str, force: bool = False) -> None:
+        response = self.client.api.delete(f"/images/{_q(ref)}", params={"force": force})
+        if response.status_code != 404:
+            _raise(response, f"{self.name}: removing {ref}")
+
+    def prune(self) -> None:
+        _raise(self.client.api.post("/images/prune"), f"{self.name}: prune")
+
+    def tag(self, image_id: str, name: str) -> None:
+        repo, _, tag = name.rpartition(":")
+        response = self.client.api.post(f"/images/{_q(image_id)}/tag", params={"repo": repo, "tag": tag})
+        _raise(response, f"{self.name}: tagging {name}")
+
+    # -- manifest lists ---------------------------------------------------------------------------
+
+    def inspect_list(self, name: str) -> ListInfo | None:
+        response = self.client.api.get(f"/manifests/{_q(name)}/json")
+        if response.status_code == 404:
+            return None
+        _raise(response, f"{self.name}: inspecting list {name}")
+        raw = response.content.rstrip(b"\n")
+        data = json.loads(raw)
+        if "manifests" not in data:
+            return None  # a plain image by that name, not a list
+        digests = tuple(str(m["digest"]) for m in data["manifests"])
+        return ListInfo(
+            name=name,
+            id=self._list_id(name, digests),
+            digest="sha256:" + hashlib.sha256(raw).hexdigest(),
+            media_type=str(data.get("mediaType", "")),
+            size=len(raw),
+            instances=digests,
+        )
+
+    def _list_id(self, name: str, digests: Sequence[str]) -> str:
+        """A list's storage id; podman 4.3 cannot inspect lists, but an empty annotate answers with it."""
+        if not digests:
+            return ""
+        response = self.client.api.put(
+            f"/manifests/{_q(name)}", data=json.dumps({"operation": "annotate", "images": [digests[0]]})
+        )
+        if response.status_code >= 400:
+            return ""
+        return str(response.json().get("Id", ""))
+
+    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
+        """Build the list under a temporary name, then move each name onto it and drop lists left nameless."""
+        temporary = f"localhost/imgfront-tmp-{uuid.uuid4().hex[:16]}:list"
+        created = self.client.api.post(f"/manifests/{_q(temporary)}")
+        _raise(created, f"{self.name}: creating list")
+        list_id = str(created.json()["Id"])
+        try:
+            for instance in instances:
+                spec = instance.platform.to_oci()
+                body = {
+                    "operation": "update",
+                    "images": [f"containers-storage:{instance.image_id}"],
+                    "os": spec["os"],
+                    "arch": spec["architecture"],
+                    "variant": spec.get("variant", ""),
+                }
+                response = self.client.api.put(f"/manifests/{_q(temporary)}", data=json.dumps(body))
+                _raise(response, f"{self.name}: adding {instance.platform} to the list")
+            previous = [old for old in (self.inspect_list(n) for n in names) if old and old.id and old.id != list_id]
+            for name in names:
+                self.tag(list_id, name)
+        except BaseException:
+            with contextlib.suppress(EngineError):
+                self._drop_list_name(temporary)
+            raise
+        self._drop_list_name(temporary)
+        for old in previous:
+            self._remove_if_nameless(old.id)
+        info = self.inspect_list(names[0])
+        if info is None:
+            raise EngineError(f"{self.name}: the list {names[0]} vanished after it was made")
+        return info
+
+    def _drop_list_name(self, name: str) -> None:
+        """Remove a list by name: podman only untags it while the list has other names."""
+        _raise(self.client.api.delete(f"/manifests/{_q(name)}"), f"{self.name}: removing {name}")
+
+    def _remove_if_nameless(self, list_id: str) -> None:
+        """Remove a list that lost its last name, and keep one that still has others.
+
+        The untag API resolves a list to its host instance on podman 4.3, so give the list a
+        throwaway name and remove that: podman deletes the list only when no other name is left.
+        """
+        probe = f"localhost/imgfront-probe-{uuid.uuid4().hex[:16]}:x"
+        with contextlib.suppress(EngineError):
+            self.tag(list_id, probe)
+            self._drop_list_name(probe)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, missing_ok: bool = False) -> Any:
+        try:
+            response = getattr(self.client.api, method)(path)
+        except (requests.RequestException, PodmanError) as e:
+            raise EngineError(f"{self.name}: {e}") from e
+        if missing_ok and response.status_code == 404:
+            return None
+        _raise(response, f"{self.name}: {path}")
+        return response.json()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _messages(response: APIResponse) -> Iterator[dict[str, Any]]:
+    for raw in response.iter_lines():
+        if raw.strip():
+            message = json.loads(raw)
+            if isinstance(message, dict):
+                yield message
+
+
+def _abort(response: APIResponse) -> None:
+    """Wake a reader blocked on the build stream: shut its socket down, which also ends the build server-side."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    response.close()
+
+
+def _error_text(response: APIResponse) -> str:
+    try:
+        body = response.json()
+        return str(body.get("message") or body.get("cause") or body)
+    except ValueError:
+        return str(response.text).strip()
+
+
+def _raise(response: APIResponse, what: str) -> None:
+    if response.status_code >= 400:
+        raise EngineError(f"{what} failed: {_error_text(response)}")
+
+
+__all__ = ["APIError", "PodmanBuilder"]

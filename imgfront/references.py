@@ -1,0 +1,45 @@
+"""Image references: validated and normalised as podman names local images."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from imgfront.errors import UsageError
+
+# The grammar of github.com/distribution/reference, for name[:tag] (digests are not valid for -t).
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:localhost|(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)"
+_NAME = re.compile(
+    rf"^(?:(?P<domain>{_DOMAIN}(?::[0-9]+)?)/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?$"
+)
+
+
+@dataclass(frozen=True)
+class Reference:
+    domain: str
+    path: str
+    tag: str
+
+    @property
+    def repository(self) -> str:
+        return f"{self.domain}/{self.path}"
+
+    def __str__(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse a tag as `podman build -t` takes it; a name without a registry is local (`localhost/`)."""
+    match = _NAME.match(text.strip())
+    if not match or len(text) > 255:
+        raise UsageError(
+            f"invalid image reference {text!r}",
+            hint="use [registry/]name[:tag] in lower case, e.g. localhost/hello:1",
+        )
+    domain, path = match["domain"], match["path"]
+    if domain is None or ("." not in domain and ":" not in domain and domain != "localhost"):
+        # A first component without a dot or port is part of the path, not a registry.
+        path = f"{domain}/{path}" if domain else path
+        domain = "localhost"
+    return Reference(domain=domain, path=path, tag=match["tag"] or "latest")
