@@ -1,0 +1,200 @@
+"""One `imgfront build`: plan, build every platform, verify, and merge into a list, or leave nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imgfront import context as build_context
+from imgfront.engines.base import (
+    BuildReport,
+    BuildRequest,
+    Cancellation,
+    ImageBuilder,
+    ListInfo,
+    PackedContext,
+)
+from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
+from imgfront.lists import LocalListBuilder
+from imgfront.metadata import metadata, write_atomically, write_metadata
+from imgfront.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
+from imgfront.platforms import Platform
+from imgfront.progress import Progress
+from imgfront.scheduler import Outcome, run_plan
+
+LOG_TAIL_SHOWN = 15
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    context: Path
+    platforms: tuple[Platform, ...]
+    tags: tuple[str, ...] = ()
+    file: Path | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    pull: str = "missing"
+    jobs: int | None = None
+    keep_failed: bool = False
+    iidfile: Path | None = None
+    metadata_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: Plan
+    reports: tuple[BuildReport, ...]
+    image_list: ListInfo | None
+    metadata: dict[str, object]
+
+
+def automatic_args(target: Platform, build: Platform) -> dict[str, str]:
+    return {**target.build_args("TARGET"), **build.build_args("BUILD")}
+
+
+@contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Clean-up must finish: a second Ctrl-C during it would leave half the state behind."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _remove_built(outcomes: Sequence[Outcome], builders: Mapping[str, ImageBuilder]) -> None:
+    for outcome in outcomes:
+        if outcome.report is not None:
+            # An image in use by a user's container stays, as podman would keep it.
+            with contextlib.suppress(ImgfrontError):
+                builders[outcome.report.node].remove_image(outcome.report.image_id, force=True)
+
+
+def _failure_message(outcomes: Sequence[Outcome]) -> BuildFailed:
+    failed = [o for o in outcomes if o.error is not None and not o.cancelled]
+    failed = failed or [o for o in outcomes if o.error is not None]
+    lines = []
+    for o in failed:
+        assert o.error is not None
+        lines.append(o.error.message)
+        tail = getattr(o.error, "log_tail", ())[-LOG_TAIL_SHOWN:]
+        lines.extend(f"  | {line}" for line in tail)
+    names = ", ".join(str(o.assignment.platform) for o in failed)
+    return BuildFailed(f"build failed for {names}\n" + "\n".join(lines))
+
+
+class Build:
+    """Carries out one build over a set of builders; the local one also holds the resulting list."""
+
+    def __init__(
+        self, options: BuildOptions, local: ImageBuilder, builders: Sequence[ImageBuilder], progress: Progress
+    ) -> None:
+        self.options = options
+        self.local = local
+        self.builders = {b.name: b for b in builders}
+        self.progress = progress
+        self.infos = {b.name: b.info() for b in builders}
+
+    def plan(self) -> Plan:
+        return make_plan(self.options.platforms, list(self.infos.values()))
+
+    def _request(self, packed: PackedContext, a: Assignment) -> BuildRequest:
+        o = self.options
+        args = {**automatic_args(a.platform, self.infos[a.node].native[0]), **o.build_args}
+        return BuildRequest(
+            context=packed,
+            platform=a.platform,
+            build_args=args,
+            labels=o.labels,
+            annotations=o.annotations,
+            target=o.target,
+            no_cache=o.no_cache,
+            pull=o.pull,
+        )
+
+    def run(self) -> BuildResult:
+        o = self.options
+        if o.iidfile and not o.tags and len(o.platforms) > 1:
+            raise UsageError(
+                "--iidfile needs -t when building more than one platform",
+                hint="the list made from -t is what the id file names",
+            )
+        containerfile = build_context.find_containerfile(o.context, o.file)
+        plan = self.plan()
+        self.progress.plan(plan)
+        cancel = Cancellation()
+        with tempfile.TemporaryDirectory(prefix="imgfront-") as workdir:
+            packed = build_context.pack(o.context, containerfile, Path(workdir))
+            try:
+                outcomes = run_plan(
+                    plan,
+                    self.builders,
+                    lambda a: self._request(packed, a),
+                    self.progress,
+                    o.jobs or len(plan.assignments),
+                    cancel,
+                )
+            except KeyboardInterrupt as interrupt:
+                with _no_interrupts():
+                    _remove_built(getattr(interrupt, "outcomes", ()), self.builders)
+                raise Interrupted("interrupted: every build was cancelled and what they made was removed") from None
+        if any(outcome.error for outcome in outcomes):
+            if not o.keep_failed:
+                with _no_interrupts():
+                    _remove_built(outcomes, self.builders)
+            raise _failure_message(outcomes)
+        reports = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
+        image_list = self._merge(reports, outcomes)
+        data = metadata(o.tags, reports, image_list)
+        self._write_outputs(reports, image_list, data)
+        self.progress.summary(reports)
+        return BuildResult(plan, reports, image_list, data)
+
+    def _merge(self, reports: Sequence[BuildReport], outcomes: Sequence[Outcome]) -> ListInfo | None:
+        if not self.options.tags:
+            self.progress.note("no -t given: the images are left untagged and no list is made")
+            return None
+        try:
+            with _no_interrupts():
+                return LocalListBuilder(self.local, self.builders).build(self.options.tags, reports)
+        except ImgfrontError:
+            if not self.options.keep_failed:
+                _remove_built(outcomes, self.builders)
+            raise
+
+    def _write_outputs(
+        self, reports: Sequence[BuildReport], image_list: ListInfo | None, data: dict[str, object]
+    ) -> None:
+        o = self.options
+        if o.iidfile:
+            image_id = image_list.id if image_list else reports[0].image_id
+            write_atomically(o.iidfile, f"sha256:{image_id}")
+        if o.metadata_file:
+            write_metadata(o.metadata_file, data)
+
+
+def unbuildable_hint(error: UnbuildablePlatforms) -> UnbuildablePlatforms:
+    from imgfront.emulation.qemu import fix_command
+
+    return UnbuildablePlatforms(error.platforms, hint=f"run: {fix_command(error.platforms)}")
+
+
+def env_build_arg(item: str) -> tuple[str, str]:
+    """K=V, or K alone to take the value from the environment, as podman does."""
+    key, sep, value = item.partition("=")
+    if not key:
+        raise UsageError(f"invalid build argument {item!r}", hint="write it as KEY=VALUE")
+    if not sep:
+        if key not in os.environ:
+            raise UsageError(f"build argument {key} has no value and is not set in the environment")
+        value = os.environ[key]
+    return key, value

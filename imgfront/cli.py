@@ -1,0 +1,210 @@
+"""The command line: parses, hands a plain value to the layers below, and turns errors into one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from imgfront import __version__
+from imgfront.errors import ImgfrontError, Interrupted, UsageError
+from imgfront.platforms import host_platform, parse_platforms
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Build container images for several platforms at once, merged into one manifest list.",
+)
+emulation_app = typer.Typer(no_args_is_help=True, help="qemu-user-static emulation through binfmt_misc.")
+app.add_typer(emulation_app, name="emulation")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"imgfront {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and engine details.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """imgfront: multi-platform builds on podman."""
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise UsageError(f"invalid {what} {item!r}", hint="write it as KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def _build_args(items: list[str] | None) -> dict[str, str]:
+    """KEY=VALUE, or KEY alone to take its value from the environment (skipped when unset, as podman does)."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid build argument {item!r}", hint="write it as KEY=VALUE")
+        if sep:
+            result[key] = value
+        elif key in os.environ:
+            result[key] = os.environ[key]
+    return result
+
+
+@app.command()
+def build(
+    context: Annotated[Path, typer.Argument(help="The build context directory.")] = Path("."),
+    file: Annotated[Path | None, typer.Option("-f", "--file", help="The Containerfile.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("-t", "--tag", help="Name of the manifest list; repeatable.")] = None,
+    platform: Annotated[
+        list[str] | None,
+        typer.Option("--platform", help="os/arch[/variant], comma-separated and repeatable; 'local' is this host."),
+    ] = None,
+    build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help="KEY=VALUE for ARG.")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The stage to build.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use cached layers.")] = False,
+    pull: Annotated[
+        str | None,
+        typer.Option(
+            "--pull",
+            is_flag=False,
+            flag_value="always",
+            help="Pull policy: always (the default of a bare --pull), missing, never or newer.",
+        ),
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE image label.")] = None,
+    annotation: Annotated[list[str] | None, typer.Option("--annotation", help="KEY=VALUE annotation.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Builds at once; default: all.")] = None,
+    iidfile: Annotated[Path | None, typer.Option("--iidfile", help="Write the list's id here.")] = None,
+    metadata_file: Annotated[Path | None, typer.Option("--metadata-file", help="Write build metadata.")] = None,
+    progress: Annotated[
+        str,
+        typer.Option(
+            "--progress",
+            click_type=click.Choice(["auto", "tty", "plain", "json", "quiet"]),
+            help="How to show progress.",
+        ),
+    ] = "auto",
+    keep_failed: Annotated[
+        bool,
+        typer.Option("--keep-failed", help="Keep the images that did build when another platform fails."),
+    ] = False,
+) -> None:
+    """Build CONTEXT once per platform, in parallel, and merge the results into the list named by -t."""
+    from imgfront.build import Build, BuildOptions, unbuildable_hint
+    from imgfront.engines import open_local
+    from imgfront.plan import UnbuildablePlatforms
+    from imgfront.progress import make_progress
+    from imgfront.references import parse_reference
+
+    pull_policy = pull or "missing"
+    if pull_policy not in ("always", "missing", "never", "newer"):
+        raise UsageError(f"invalid pull policy {pull_policy!r}", hint="use always, missing, never or newer")
+    options = BuildOptions(
+        context=context,
+        platforms=parse_platforms(platform or []) or (host_platform(),),
+        tags=tuple(str(parse_reference(t)) for t in tag or []),
+        file=file,
+        build_args=_build_args(build_arg),
+        labels=_pairs(label, "label"),
+        annotations=_pairs(annotation, "annotation"),
+        target=target,
+        no_cache=no_cache,
+        pull=pull_policy,
+        jobs=jobs,
+        keep_failed=keep_failed,
+        iidfile=iidfile,
+        metadata_file=metadata_file,
+    )
+    with open_local() as local, make_progress(progress) as shown:
+        try:
+            Build(options, local, [local], shown).run()
+        except UnbuildablePlatforms as e:
+            raise unbuildable_hint(e) from None
+
+
+@emulation_app.command("status")
+def emulation_status() -> None:
+    """List registered binfmt_misc handlers and the platforms they give."""
+    from imgfront.emulation import qemu
+
+    rows = qemu.status()
+    if not rows:
+        print("no binfmt_misc handlers are registered")
+    for row in rows:
+        print(row)
+
+
+@emulation_app.command("install")
+def emulation_install(
+    platform: Annotated[
+        list[str] | None,
+        typer.Option("--platform", help="Platforms to register; default: every one qemu-user-static provides."),
+    ] = None,
+) -> None:
+    """Register qemu-user-static handlers (with the F flag) for foreign platforms. Needs root."""
+    from imgfront.emulation import qemu
+
+    platforms = parse_platforms(platform or []) or qemu.installable_platforms()
+    for result in qemu.install(platforms):
+        print(result)
+
+
+@app.command()
+def doctor() -> None:
+    """Check the engine, its API, storage, emulation and mode; one line a check, with a hint for each failure."""
+    from imgfront.doctor import run_doctor
+
+    if not run_doctor():
+        raise typer.Exit(1)
+
+
+def _say(message: str, hint: str | None = None) -> None:
+    print(f"imgfront: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args, prog_name="imgfront", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:  # usage errors: unknown option, bad value, missing argument
+        _say(
+            e.format_message().splitlines()[0] if e.format_message() else str(e),
+            hint="see 'imgfront --help'"
+            if not isinstance(e, click.UsageError) or e.ctx is None
+            else f"see '{e.ctx.command_path} --help'",
+        )
+        sys.exit(2)
+    except ImgfrontError as e:
+        if debug:
+            traceback.print_exc()
+        _say(e.message, e.hint)
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _say(Interrupted("interrupted").message)
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        _say(f"unexpected error: {e}", hint="run again with --debug to see the traceback")
+        sys.exit(1)

@@ -1,0 +1,113 @@
+"""`imgfront doctor`: one line per check of what a build needs, with a hint for each failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from imgfront.errors import ImgfrontError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+    warning: bool = False
+
+    def __str__(self) -> str:
+        mark = "ok  " if self.ok else ("warn" if self.warning else "FAIL")
+        line = f"[{mark}] {self.name}: {self.detail}"
+        return line + (f"\n       hint: {self.hint}" if self.hint and not self.ok else "")
+
+
+def _cgroups_hybrid() -> bool:
+    return Path("/sys/fs/cgroup/unified").is_dir()
+
+
+def _engine_checks() -> Iterator[Check]:
+    from imgfront.engines import open_local
+
+    podman = shutil.which("podman")
+    if podman:
+        version = subprocess.run([podman, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+        yield Check("podman", True, version or podman)
+    else:
+        yield Check(
+            "podman",
+            False,
+            "not installed",
+            "apt-get install podman buildah (or your distribution's)",
+            warning=bool(os.environ.get("CONTAINER_HOST")),
+        )
+    try:
+        with open_local() as engine:
+            info = engine.info()
+            yield Check("engine", True, f"{engine.connection.source}: {engine.connection.uri}")
+            yield Check("server", True, f"podman {info.server_version}, API {info.api_version} (4.3 or newer needed)")
+            driver = info.storage_driver
+            yield Check(
+                "storage",
+                driver == "overlay",
+                f"driver {driver or 'unknown'}",
+                "vfs copies every layer; configure overlay in storage.conf for speed",
+                warning=True,
+            )
+            mode = "rootless" if info.rootless else "rootful"
+            yield Check("mode", True, mode)
+            runtime = engine.client.info().get("host", {}).get("ociRuntime", {}).get("name", "")
+            bad = runtime == "crun" and _cgroups_hybrid()
+            yield Check(
+                "runtime",
+                not bad,
+                f"OCI runtime {runtime or 'unknown'}",
+                'crun fails on hybrid cgroups here: set runtime = "runc" under [engine] in containers.conf',
+            )
+    except ImgfrontError as e:
+        yield Check("engine", False, e.message, e.hint or "start one: podman system service --time=0")
+
+
+def _emulation_checks() -> Iterator[Check]:
+    from imgfront.emulation import binfmt, qemu
+
+    if not binfmt.is_mounted():
+        yield Check(
+            "binfmt_misc",
+            False,
+            "not mounted",
+            "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc (imgfront emulation install does)",
+        )
+        return
+    handlers = [h for h in binfmt.read_handlers() if h.platform is not None]
+    usable = sorted(str(h.platform) for h in handlers if h.enabled and h.fix_binary)
+    lacking = sorted(h.name for h in handlers if h.enabled and not h.fix_binary)
+    yield Check(
+        "binfmt_misc",
+        bool(usable),
+        "emulates " + (", ".join(usable) or "nothing"),
+        f"run: {qemu.fix_command(qemu.installable_platforms())}",
+        warning=True,
+    )
+    if lacking:
+        yield Check(
+            "binfmt flags",
+            False,
+            f"handlers without the F flag: {', '.join(lacking)}",
+            "containers cannot use them; run: imgfront emulation install",
+            warning=True,
+        )
+    for caveat in qemu.CAVEATS:
+        yield Check("qemu caveat", True, caveat)
+
+
+def run_doctor() -> bool:
+    ok = True
+    for check in (*_engine_checks(), *_emulation_checks()):
+        print(check)
+        ok = ok and (check.ok or check.warning)
+    return ok

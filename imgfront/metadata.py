@@ -1,0 +1,46 @@
+"""The metadata file (--metadata-file): buildx's keys plus imgfront's own, in one defined structure."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from imgfront.engines.base import BuildReport, ListInfo
+from imgfront.progress import report_json
+
+
+def metadata(names: Sequence[str], reports: Sequence[BuildReport], image_list: ListInfo | None) -> dict[str, Any]:
+    """`containerimage.*` and `image.name` as buildx writes them; `imgfront.builds` one entry per platform."""
+    data: dict[str, Any] = {"image.name": ",".join(names)}
+    if image_list is not None:
+        data["containerimage.digest"] = image_list.digest
+        data["containerimage.descriptor"] = {
+            "mediaType": image_list.media_type,
+            "digest": image_list.digest,
+            "size": image_list.size,
+        }
+    elif len(reports) == 1:
+        data["containerimage.digest"] = reports[0].digest
+    data["imgfront.builds"] = [report_json(r) for r in reports]
+    return data
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside the target and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_metadata(path: Path, data: dict[str, Any]) -> None:
+    write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,68 @@
+"""The build plan: a plain value saying which platform goes to which node, and why."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imgfront.engines.base import NodeInfo
+from imgfront.errors import UsageError
+from imgfront.platforms import Platform
+
+
+class Mode(enum.Enum):
+    NATIVE = "native"
+    EMULATED = "emulated"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    platform: Platform
+    node: str
+    mode: Mode
+
+    @property
+    def label(self) -> str:
+        return f"{self.platform}@{self.node}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    assignments: tuple[Assignment, ...]
+
+    def describe(self) -> list[str]:
+        return [f"{a.platform} -> {a.node} ({a.mode.value})" for a in self.assignments]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{"platform": str(a.platform), "node": a.node, "mode": a.mode.value} for a in self.assignments]
+
+
+class UnbuildablePlatforms(UsageError):
+    """No node can build these platforms, natively or through emulation."""
+
+    def __init__(self, platforms: Sequence[Platform], hint: str | None = None) -> None:
+        names = ", ".join(str(p) for p in platforms)
+        super().__init__(f"no node can build {names}: it is neither native nor emulated", hint)
+        self.platforms = tuple(platforms)
+
+
+def make_plan(platforms: Sequence[Platform], nodes: Sequence[NodeInfo]) -> Plan:
+    """Give each platform a node: native before emulated, then the least loaded, then the first listed."""
+    load: Counter[str] = Counter()
+    assignments: list[Assignment] = []
+    missing: list[Platform] = []
+    for platform in platforms:
+        candidates = [(Mode.NATIVE, n) for n in nodes if platform in n.native]
+        candidates = candidates or [(Mode.EMULATED, n) for n in nodes if platform in n.emulated]
+        if not candidates:
+            missing.append(platform)
+            continue
+        mode, node = min(candidates, key=lambda c: load[c[1].name])
+        load[node.name] += 1
+        assignments.append(Assignment(platform, node.name, mode))
+    if missing:
+        raise UnbuildablePlatforms(missing)
+    return Plan(tuple(assignments))
