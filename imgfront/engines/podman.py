@@ -136,6 +136,8 @@ class PodmanBuilder(ImageBuilder):
             "nocache": request.no_cache,
             "layers": True,
             "rm": True,
+            # The API defaults to Docker v2s2, in which buildah 1.28 never finds cached layers; the CLI uses OCI.
+            "outputformat": "application/vnd.oci.image.manifest.v1+json",
         }
         if request.annotations:
             params["annotations"] = json.dumps([f"{k}={v}" for k, v in request.annotations.items()])
