@@ -1,0 +1,42 @@
+"""The plan: which platform goes to which node, and why."""
+
+import pytest
+
+from imgfront.engines.base import NodeInfo
+from imgfront.plan import Mode, UnbuildablePlatforms, make_plan
+from imgfront.platforms import Platform
+
+AMD64, ARM64, RISCV = (Platform.parse(p) for p in ("linux/amd64", "linux/arm64", "linux/riscv64"))
+
+
+def node(name: str, native: list[Platform], emulated: list[Platform] = ()) -> NodeInfo:  # type: ignore[assignment]
+    return NodeInfo(name, "podman", "4.3.1", "4.3.1", tuple(native), tuple(emulated))
+
+
+def test_native_node_is_preferred_over_emulation() -> None:
+    plan = make_plan([ARM64], [node("x86", [AMD64], [ARM64]), node("pi", [ARM64])])
+    assert [(a.node, a.mode) for a in plan.assignments] == [("pi", Mode.NATIVE)]
+
+
+def test_one_local_node_builds_foreign_platforms_emulated() -> None:
+    plan = make_plan([AMD64, ARM64], [node("local", [AMD64], [ARM64])])
+    assert plan.describe() == ["linux/amd64 -> local (native)", "linux/arm64 -> local (emulated)"]
+
+
+def test_platforms_spread_over_equally_able_nodes() -> None:
+    nodes = [node("a", [AMD64], [ARM64]), node("b", [AMD64], [ARM64])]
+    plan = make_plan([AMD64, ARM64], nodes)
+    assert sorted(a.node for a in plan.assignments) == ["a", "b"]
+
+
+def test_platform_no_node_can_build_fails_before_any_build() -> None:
+    with pytest.raises(UnbuildablePlatforms) as info:
+        make_plan([AMD64, RISCV], [node("local", [AMD64], [ARM64])])
+    assert info.value.platforms == (RISCV,)
+    assert info.value.exit_code == 2
+    assert "linux/riscv64" in info.value.message
+
+
+def test_plan_is_plain_json() -> None:
+    plan = make_plan([AMD64], [node("local", [AMD64])])
+    assert plan.to_json() == [{"platform": "linux/amd64", "node": "local", "mode": "native"}]
