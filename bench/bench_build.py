@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Time `imgfront build` against `podman build --platform a,b --manifest` on the reference workload.
+
+Both tools run in the same invocation, alternating, on one private storage (never the user's), so the
+ratio holds on a noisy machine. Cold runs use --no-cache; cached runs rebuild the unchanged context.
+The figures go to bench/out/build.json, and a section is appended to bench/RESULTS.md with --record.
+
+    .venv/bin/python bench/bench_build.py [--rounds 3] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSYBOX = Path(os.environ.get("IMGFRONT_BUSYBOX_DIR", "/var/cache/imgfront/busybox"))
+PLATFORMS = "linux/amd64,linux/arm64"
+CONF = '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"\n'
+
+
+def private_env(work: Path) -> dict[str, str]:
+    (work / "containers.conf").write_text(CONF)
+    (work / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{work}/root"\nrunroot = "{work}/runroot"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CONTAINER_HOST"}
+    env.update(CONTAINERS_CONF=str(work / "containers.conf"), CONTAINERS_STORAGE_CONF=str(work / "storage.conf"))
+    return env
+
+
+def context(work: Path) -> Path:
+    ctx = work / "context"
+    shutil.copytree(ROOT / "containerfiles" / "reference", ctx, ignore=shutil.ignore_patterns("busybox-*"))
+    for arch in ("amd64", "arm64"):
+        shutil.copy(BUSYBOX / f"busybox-{arch}", ctx / f"busybox-{arch}")
+    return ctx
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.monotonic()
+    result = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    elapsed = time.monotonic() - start
+    if result.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+def commands(ctx: Path, cold: bool) -> dict[str, list[str]]:
+    no_cache = ["--no-cache"] if cold else []
+    imgfront = [
+        sys.executable,
+        "-m",
+        "imgfront",
+        "build",
+        "--platform",
+        PLATFORMS,
+        "-t",
+        "localhost/bench-imgfront:1",
+        "--progress",
+        "quiet",
+        *no_cache,
+        str(ctx),
+    ]
+    podman = ["podman", "build", "--platform", PLATFORMS, "--manifest", "localhost/bench-podman:1", *no_cache, str(ctx)]
+    return {"imgfront": imgfront, "podman": podman}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="imgfront-bench-") as tmp:
+        work = Path(tmp)
+        env, ctx = private_env(work), context(work)
+        times: dict[str, dict[str, list[float]]] = {"cold": {}, "cached": {}}
+        try:
+            for round_ in range(args.rounds):
+                for kind in ("cold", "cached"):
+                    cmds = commands(ctx, cold=kind == "cold")
+                    order = list(cmds) if round_ % 2 == 0 else list(reversed(cmds))  # alternate who goes first
+                    for tool in order:
+                        # podman --manifest appends to an existing list; start each run from none, untimed.
+                        subprocess.run(
+                            ["podman", "manifest", "rm", "localhost/bench-podman:1"], env=env, capture_output=True
+                        )
+                        times[kind].setdefault(tool, []).append(timed(cmds[tool], env))
+        finally:
+            subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True)
+    figures = {
+        kind: {
+            "imgfront_s": round(statistics.median(t["imgfront"]), 2),
+            "podman_s": round(statistics.median(t["podman"]), 2),
+            "ratio": round(statistics.median(t["imgfront"]) / statistics.median(t["podman"]), 2),
+            "runs": {tool: [round(x, 2) for x in xs] for tool, xs in t.items()},
+        }
+        for kind, t in times.items()
+    }
+    podman_version = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {podman_version}, kernel {platform.release()}"
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "build.json").write_text(json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n")
+    lines = [
+        f"\n## Build: imgfront vs podman build --platform {PLATFORMS} --manifest",
+        f"{time.strftime('%Y-%m-%d')}; {machine}; reference workload `containerfiles/reference`; "
+        f"median of {args.rounds} alternating rounds in one run.\n",
+        "| run | imgfront (s) | podman (s) | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {k} | {f['imgfront_s']} | {f['podman_s']} | {f['ratio']} |" for k, f in figures.items()]
+    print("\n".join(lines))
+    if args.record:
+        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
+            results.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
