@@ -35,7 +35,7 @@ def test_connections_json_default_wins_over_containers_conf(tmp_path: Path) -> N
         )
     )
     env = {"CONTAINERS_CONF": str(conf), "XDG_CONFIG_HOME": str(tmp_path)}
-    conns, default = system_connections(env)
+    conns, _ = system_connections(env)
     assert sorted(c.name for c in conns) == ["machine", "old"]
     chosen = default_connection(env)
     assert chosen is not None and chosen.is_machine and chosen.identity == "/k2"

@@ -23,7 +23,7 @@ from imgfront.errors import EngineError
 class _Handler(BaseHTTPRequestHandler):
     version_answer = "4.2.0"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path.endswith("/version"):
             body = json.dumps(
                 {
