@@ -1,0 +1,88 @@
+# imgfront developer tasks. Every target is safe to re-run.
+#
+#   make setup       host packages + config (scripts/setup-host.sh, root), .venv, arm64 emulation
+#   make demo        setup, the busybox base list, then build and run examples/hello for two platforms
+#   make test        setup, then all tests (unit and slow integration; needs root)
+#   make test-fast   unit tests only (-m 'not slow'); needs just the venv
+#   make lint        ruff check, ruff format --check, mypy
+#
+# As a non-root user on an unprepared host, setup (and so demo and test) prints what to install
+# and stops.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+IMGFRONT := $(BIN)/imgfront
+PLATFORMS := linux/amd64,linux/arm64
+BASE_IMAGE := localhost/imgfront/busybox:latest
+DEMO_IMAGE := localhost/hello:1
+PYTEST_ARGS ?=
+
+# Where setup-host.sh caches the static busybox binaries; the test fixtures read the same variable.
+export IMGFRONT_BUSYBOX_DIR ?= /var/cache/imgfront/busybox
+
+# Copy busybox-amd64 and busybox-arm64 into a build context; unchanged files are left alone.
+copy-busybox = for arch in amd64 arm64; do cmp -s $(IMGFRONT_BUSYBOX_DIR)/busybox-$$arch $(1)/busybox-$$arch \
+    || install -m 755 $(IMGFRONT_BUSYBOX_DIR)/busybox-$$arch $(1)/busybox-$$arch; done
+
+.PHONY: help setup host venv base-image reference-context demo test test-fast lint clean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+host:
+	scripts/setup-host.sh
+
+venv: $(VENV)/.installed
+
+# Reinstalls only when pyproject.toml is newer than the stamp.
+$(VENV)/.installed: pyproject.toml
+	[[ -x $(BIN)/python ]] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# Sequential on purpose: the venv needs python3-venv from the host step.
+setup:
+	scripts/setup-host.sh
+	$(MAKE) --no-print-directory venv
+	$(IMGFRONT) emulation install --platform linux/arm64
+
+base-image: setup
+	@if podman manifest exists $(BASE_IMAGE); then \
+	    echo "$(BASE_IMAGE) exists; to rebuild it: podman manifest rm $(BASE_IMAGE)"; \
+	else \
+	    $(call copy-busybox,containerfiles/busybox); \
+	    set -x; \
+	    $(IMGFRONT) build --platform $(PLATFORMS) -t $(BASE_IMAGE) containerfiles/busybox; \
+	fi
+
+# The reference workload's context (tests and benchmarks build containerfiles/reference).
+reference-context: setup
+	@$(call copy-busybox,containerfiles/reference)
+
+demo: setup base-image
+	$(IMGFRONT) build --platform $(PLATFORMS) -t $(DEMO_IMAGE) examples/hello
+	@echo "--- podman run --platform linux/arm64 $(DEMO_IMAGE):"
+	@podman run --rm --platform linux/arm64 $(DEMO_IMAGE)
+	@echo "--- podman run --platform linux/amd64 $(DEMO_IMAGE):"
+	@podman run --rm --platform linux/amd64 $(DEMO_IMAGE)
+
+test: setup reference-context
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Local files only; images in podman's storage are left alone.
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -f containerfiles/busybox/busybox-* containerfiles/reference/busybox-*
