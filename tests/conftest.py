@@ -1,0 +1,442 @@
+"""Shared fixtures for imgfront's tests.
+
+Unit tests (tests/unit) need none of these and run in seconds. Integration tests (tests/integration)
+drive a real podman, so each such module marks itself slow at the top, which lets `make test-fast`
+(`pytest -m 'not slow'`) leave them out while CI (`make test`) runs everything:
+
+    pytestmark = pytest.mark.slow
+
+The fixtures:
+
+- ``busybox_bins`` (session) -> Path: a directory holding static ``busybox-amd64`` and
+  ``busybox-arm64`` (``$IMGFRONT_BUSYBOX_DIR``, default ``/var/cache/imgfront/busybox``).
+- ``podman_node`` (session) -> PodmanNode: a private ``podman system service`` on its own storage
+  under the session's tmp dir, with ``.socket``, ``.url``, ``.env`` (for imgfront: CONTAINER_HOST
+  points at the service), ``.podman(*args)`` (the local CLI on the same storage, for inspecting
+  results) and ``.get(path)`` (a raw API request).
+- ``make_context`` (function) -> ``make_context(containerfile, files=None) -> Path``: a build context
+  with the Containerfile, both busybox binaries and any extra files.
+- ``emulation_ready`` (session) -> Path: the binfmt_misc entry of an enabled qemu-aarch64 handler
+  with flag F, registered on the spot if root can.
+- ``run_imgfront`` (session) -> ``run_imgfront(args, env, input=None, timeout=..., cwd=None)``:
+  ``python -m imgfront ARGS`` with output captured as text; never checks the exit code.
+
+The podman node is shared by the whole session, so give images names unique to the test.
+A missing prerequisite fails with a hint (``make setup``, as root) instead of skipping, so a run
+on an unprepared host cannot pass by testing nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import os
+import shlex
+import shutil
+import signal
+import socket as socketlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+import pytest
+
+BUSYBOX_DIR_DEFAULT = Path("/var/cache/imgfront/busybox")
+BUSYBOX_ARCHES = ("amd64", "arm64")
+SETUP_HINT = "run `make setup` as root (scripts/setup-host.sh prepares the host)"
+
+# crun fails on this kind of host (cgroups hybrid mode); runc needs ulimits within the host's.
+PODMAN_ENGINE_CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[engine]
+runtime = "runc"
+events_logger = "file"
+# File locks under tmp_dir: the default shm locks are shared with the host's podman.
+lock_type = "file"
+tmp_dir = "{tmp_dir}"
+
+[network]
+# Private, so `podman system reset` at teardown cannot remove the host's networks.
+network_config_dir = "{network_dir}"
+"""
+
+PODMAN_STORAGE_CONF = """\
+[storage]
+driver = "overlay"
+graphroot = "{graphroot}"
+runroot = "{runroot}"
+"""
+
+SERVICE_START_TIMEOUT = 30.0
+SERVICE_STOP_TIMEOUT = 15.0
+PODMAN_CLI_TIMEOUT = 600.0
+IMGFRONT_TIMEOUT = 540.0  # below pytest-timeout's 600 s, so the subprocess's own timeout reports first
+
+BINFMT_MISC = Path("/proc/sys/fs/binfmt_misc")
+QEMU_AARCH64_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
+# ELF64, little endian, e_machine 183 (EM_AARCH64): the magic every qemu-aarch64 registration uses.
+AARCH64_ELF_MAGIC = "7f454c460201010000000000000000000200b700"
+
+
+class PodmanCommandError(subprocess.CalledProcessError):
+    """A failed podman CLI call whose message carries the command and its output."""
+
+    def __str__(self) -> str:
+        return (
+            f"{shlex.join(map(str, self.cmd))} exited {self.returncode}\n"
+            f"--- stdout:\n{self.stdout}--- stderr:\n{self.stderr}"
+        )
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket, for talking to the podman service without extra libraries."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(os.fspath(self._path))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def unix_http_get(path: Path, url_path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """GET url_path from the HTTP server on unix socket path: (status, headers, body)."""
+    conn = _UnixHTTPConnection(path, timeout)
+    try:
+        conn.request("GET", url_path)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class PodmanNode:
+    """A private podman API service and the storage it shares with the local CLI."""
+
+    socket: Path
+    url: str
+    # os.environ plus CONTAINERS_CONF, CONTAINERS_STORAGE_CONF and CONTAINER_HOST=url.
+    env: dict[str, str] = field(hash=False)
+    graphroot: Path
+    runroot: Path
+
+    @property
+    def cli_env(self) -> dict[str, str]:
+        """env without CONTAINER_HOST: with it, the podman CLI would turn into a remote client."""
+        return {k: v for k, v in self.env.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")}
+
+    def podman(
+        self,
+        *args: str | os.PathLike[str],
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = PODMAN_CLI_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the podman CLI locally on this node's storage (not through the service)."""
+        return _run_podman([os.fspath(a) for a in args], self.cli_env, check=check, input=input, timeout=timeout)
+
+    def get(self, url_path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        """A raw GET against the service, e.g. get("/v4.0.0/libpod/info")."""
+        return unix_http_get(self.socket, url_path, timeout)
+
+
+def _run_podman(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    check: bool = True,
+    input: str | None = None,
+    timeout: float = PODMAN_CLI_TIMEOUT,
+) -> subprocess.CompletedProcess[str]:
+    cmd = ["podman", *args]
+    proc = subprocess.run(
+        cmd,
+        env=dict(env),
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise PodmanCommandError(proc.returncode, cmd, proc.stdout, proc.stderr)
+    return proc
+
+
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        pytest.fail(f"{what} needs root (rootless podman is not set up on these hosts); run the tests as root")
+
+
+# --- busybox -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def busybox_bins() -> Path:
+    """The directory with static busybox-amd64 and busybox-arm64, from `make setup`'s cache."""
+    directory = Path(os.environ.get("IMGFRONT_BUSYBOX_DIR") or BUSYBOX_DIR_DEFAULT)
+    missing = [
+        name for name in (f"busybox-{arch}" for arch in BUSYBOX_ARCHES) if not os.access(directory / name, os.X_OK)
+    ]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing from {directory}: {SETUP_HINT}", pytrace=False)
+    return directory
+
+
+class MakeContext(Protocol):
+    def __call__(self, containerfile: str, files: Mapping[str, str | bytes] | None = None) -> Path: ...
+
+
+@pytest.fixture
+def make_context(tmp_path: Path, busybox_bins: Path) -> MakeContext:
+    """A factory for build contexts: a Containerfile, busybox-amd64/-arm64, plus files by relative path."""
+    counter = itertools.count()
+
+    def make(containerfile: str, files: Mapping[str, str | bytes] | None = None) -> Path:
+        context = tmp_path / f"context{next(counter)}"
+        context.mkdir()
+        (context / "Containerfile").write_text(containerfile)
+        for arch in BUSYBOX_ARCHES:
+            shutil.copy2(busybox_bins / f"busybox-{arch}", context / f"busybox-{arch}")
+        for name, content in (files or {}).items():
+            relative = PurePosixPath(name)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise ValueError(f"context file {name!r} must be a relative path inside the context")
+            target = context.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+        return context
+
+    return make
+
+
+# --- podman --------------------------------------------------------------------------------------
+
+
+def _mounts_under(directory: Path) -> list[Path]:
+    """Mount points at or below directory, deepest first (mountinfo field 5 is the mount point)."""
+    prefix = os.fspath(directory)
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            points.append(Path(point))
+    return sorted(points, key=lambda p: len(p.parts), reverse=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(SERVICE_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_for_service(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
+    deadline = time.monotonic() + SERVICE_START_TIMEOUT
+    last_error = "socket not created"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"podman system service exited {proc.returncode} while starting:\n{log.read_text()}",
+                pytrace=False,
+            )
+        try:
+            status, _, body = unix_http_get(sock, "/_ping", timeout=2.0)
+            if status == 200:
+                return
+            last_error = f"/_ping answered {status}: {body[:200]!r}"
+        except OSError as exc:
+            last_error = str(exc)
+        time.sleep(0.1)
+    pytest.fail(
+        f"podman system service did not answer /_ping within {SERVICE_START_TIMEOUT:.0f} s "
+        f"({last_error}):\n{log.read_text()}",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode]:
+    """A private `podman system service` on storage under the session's tmp dir, removed at the end."""
+    _require_root("podman_node")
+    if shutil.which("podman") is None:
+        pytest.fail(f"podman is not installed: {SETUP_HINT}", pytrace=False)
+
+    base = tmp_path_factory.mktemp("podman")
+    graphroot, runroot = base / "root", base / "runroot"
+    engine_conf, storage_conf = base / "containers.conf", base / "storage.conf"
+    engine_conf.write_text(PODMAN_ENGINE_CONF.format(tmp_dir=base / "tmp", network_dir=base / "networks"))
+    storage_conf.write_text(PODMAN_STORAGE_CONF.format(graphroot=graphroot, runroot=runroot))
+    sock = base / "podman.sock"
+    url = f"unix://{sock}"
+
+    cli_env = {k: v for k, v in os.environ.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")}
+    cli_env["CONTAINERS_CONF"] = os.fspath(engine_conf)
+    cli_env["CONTAINERS_STORAGE_CONF"] = os.fspath(storage_conf)
+    node = PodmanNode(
+        socket=sock, url=url, env={**cli_env, "CONTAINER_HOST": url}, graphroot=graphroot, runroot=runroot
+    )
+
+    log = base / "service.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", url],
+            env=cli_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_service(proc, sock, log)
+        yield node
+    finally:
+        _stop(proc)
+        try:
+            reset = _run_podman(["system", "reset", "--force"], cli_env, check=False, timeout=120)
+            reset_error = reset.stderr if reset.returncode != 0 else ""
+        except subprocess.TimeoutExpired:
+            reset_error = "timed out"
+        for point in _mounts_under(base):
+            subprocess.run(["umount", "--lazy", os.fspath(point)], check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+        if reset_error:
+            print(f"podman_node teardown: podman system reset failed: {reset_error}", file=sys.stderr)
+
+
+# --- emulation -----------------------------------------------------------------------------------
+
+
+def _binfmt_mounted() -> bool:
+    return any(line.split()[1] == os.fspath(BINFMT_MISC) for line in Path("/proc/mounts").read_text().splitlines())
+
+
+def _aarch64_handler() -> Path | None:
+    """The binfmt_misc entry of an enabled aarch64 handler with flag F (fix binary), if one is registered."""
+    if (BINFMT_MISC / "status").read_text().strip() != "enabled":
+        return None
+    for entry in sorted(BINFMT_MISC.iterdir()):
+        if entry.name in ("register", "status"):
+            continue
+        try:
+            lines = entry.read_text().splitlines()
+        except OSError:
+            continue
+        # Lines read "interpreter /path", "flags: OCF", "magic 7f45...".
+        fields = {key.rstrip(":"): value for key, _, value in (line.partition(" ") for line in lines[1:])}
+        if (
+            lines[:1] == ["enabled"]
+            and fields.get("magic", "").startswith(AARCH64_ELF_MAGIC)
+            and "F" in fields.get("flags", "")
+        ):
+            return entry
+    return None
+
+
+def _register_aarch64() -> str | None:
+    """Register qemu-aarch64 from its binfmt.d line (root only); an error message, or None on success."""
+    if os.geteuid() != 0:
+        return "not root"
+    if not _binfmt_mounted():
+        mount = subprocess.run(
+            ["mount", "-t", "binfmt_misc", "binfmt_misc", os.fspath(BINFMT_MISC)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if mount.returncode != 0:
+            return f"cannot mount binfmt_misc: {mount.stderr.strip()}"
+    if _aarch64_handler() is not None:
+        return None
+    if not QEMU_AARCH64_CONF.is_file():
+        return f"{QEMU_AARCH64_CONF} is missing (package qemu-user-static)"
+    line = next(
+        (ln for ln in QEMU_AARCH64_CONF.read_bytes().splitlines() if ln.strip() and not ln.startswith(b"#")),
+        None,
+    )
+    if line is None:
+        return f"no handler line in {QEMU_AARCH64_CONF}"
+    if (BINFMT_MISC / line.split(b":")[1].decode()).exists():
+        return "a handler named qemu-aarch64 exists but is disabled or lacks flag F; remove it first"
+    try:
+        (BINFMT_MISC / "register").write_bytes(line)
+    except OSError as exc:
+        return f"writing {BINFMT_MISC / 'register'} failed: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def emulation_ready() -> Path:
+    """binfmt_misc is mounted and qemu-aarch64 is registered with flag F, so containers can run arm64."""
+    handler = _aarch64_handler() if _binfmt_mounted() else None
+    if handler is None:
+        error = _register_aarch64()
+        handler = _aarch64_handler() if _binfmt_mounted() else None
+        if handler is None:
+            pytest.fail(
+                f"no qemu-aarch64 binfmt_misc handler with flag F ({error or 'registration had no effect'}): "
+                f"{SETUP_HINT}",
+                pytrace=False,
+            )
+    return handler
+
+
+# --- imgfront ------------------------------------------------------------------------------------
+
+
+class RunImgfront(Protocol):
+    def __call__(
+        self,
+        args: Sequence[str | os.PathLike[str]],
+        env: Mapping[str, str],
+        input: str | None = None,
+        timeout: float = IMGFRONT_TIMEOUT,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture(scope="session")
+def run_imgfront() -> RunImgfront:
+    """Runs `python -m imgfront ARGS` with env; output captured as text, exit code left to the test."""
+
+    def run(
+        args: Sequence[str | os.PathLike[str]],
+        env: Mapping[str, str],
+        input: str | None = None,
+        timeout: float = IMGFRONT_TIMEOUT,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "imgfront", *(os.fspath(arg) for arg in args)],
+            env=dict(env),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            check=False,
+        )
+
+    return run
