@@ -145,12 +145,11 @@ class Build:
                 )
             except KeyboardInterrupt as interrupt:
                 with _no_interrupts():
-                    _remove_built(getattr(interrupt, "outcomes", ()), self.builders)
+                    self._clean(getattr(interrupt, "outcomes", ()), keep_built=False)
                 raise Interrupted("interrupted: every build was cancelled and what they made was removed") from None
         if any(outcome.error for outcome in outcomes):
-            if not o.keep_failed:
-                with _no_interrupts():
-                    _remove_built(outcomes, self.builders)
+            with _no_interrupts():
+                self._clean(outcomes, keep_built=o.keep_failed)
             raise _failure_message(outcomes)
         reports = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
         image_list = self._merge(reports, outcomes)
@@ -158,6 +157,14 @@ class Build:
         self._write_outputs(reports, image_list, data)
         self.progress.summary(reports)
         return BuildResult(plan, reports, image_list, data)
+
+    def _clean(self, outcomes: Sequence[Outcome], keep_built: bool) -> None:
+        """After a failure or an interrupt: stop what cancelled builds left, and remove what was built."""
+        for builder in self.builders.values():
+            with contextlib.suppress(ImgfrontError):
+                builder.clean_cancelled()
+        if not keep_built:
+            _remove_built(outcomes, self.builders)
 
     def _merge(self, reports: Sequence[BuildReport], outcomes: Sequence[Outcome]) -> ListInfo | None:
         if not self.options.tags:

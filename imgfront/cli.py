@@ -140,13 +140,24 @@ def build(
 @emulation_app.command("status")
 def emulation_status() -> None:
     """List registered binfmt_misc handlers and the platforms they give."""
-    from imgfront.emulation import qemu
+    from rich.console import Console
+    from rich.table import Table
 
+    from imgfront.emulation import binfmt, qemu
+
+    if not binfmt.is_mounted():
+        raise ImgfrontError("binfmt_misc is not mounted", hint="run: imgfront emulation install (as root)")
     rows = qemu.status()
     if not rows:
-        print("no binfmt_misc handlers are registered")
+        print("no binfmt_misc handlers are registered; run: imgfront emulation install")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("handler", "platform", "flags", "interpreter", "usable in containers"):
+        table.add_column(column, no_wrap=True)
     for row in rows:
-        print(row)
+        usable = "native" if row.native else ("yes" if row.usable_in_containers else f"no: {row.problem}")
+        table.add_row(row.handler.name, str(row.platform or "-"), row.handler.flags, row.handler.interpreter, usable)
+    Console(width=200).print(table)
 
 
 @emulation_app.command("install")
@@ -161,7 +172,7 @@ def emulation_install(
 
     platforms = parse_platforms(platform or []) or qemu.installable_platforms()
     for result in qemu.install(platforms):
-        print(result)
+        print(f"{result.platform}: {result.action.value} ({result.handler})")
 
 
 @app.command()

@@ -43,6 +43,9 @@ class Progress:
     rows: dict[Assignment, _Row] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        """Subclasses set up their output here (dataclass calls it only if the base defines it)."""
+
     def plan(self, plan: Plan) -> None:
         self.rows = {a: _Row(a) for a in plan.assignments}
         self.note("plan: " + "; ".join(plan.describe()))
@@ -113,7 +116,7 @@ class PlainProgress(Progress):
             print(message, file=self.out, flush=True)
 
     def summary(self, reports: Sequence[BuildReport]) -> None:
-        console = Console(file=sys.stdout, soft_wrap=True)
+        console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
         console.print(summary_table(reports))
 
 

@@ -61,7 +61,10 @@ def open_local(env: Mapping[str, str] = os.environ) -> Iterator[PodmanBuilder]:
     try:
         uri = service.start()
         builder = PodmanBuilder(
-            Connection("local", uri, source="private service"), local=True, automatic_args=AUTOMATIC_ARGS
+            Connection("local", uri, source="private service"),
+            local=True,
+            automatic_args=AUTOMATIC_ARGS,
+            service=service,
         )
         try:
             yield builder

@@ -154,6 +154,10 @@ class ImageBuilder(abc.ABC):
         """Build one platform; raise BuildError (with the log's tail) when the build fails."""
 
     @abc.abstractmethod
+    def clean_cancelled(self) -> None:
+        """Stop and remove what cancelled builds left on the node (working containers, running steps)."""
+
+    @abc.abstractmethod
     def inspect_image(self, ref: str) -> ImageInfo | None: ...
 
     @abc.abstractmethod

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import socket
+import threading
 import time
 import uuid
 from collections import deque
@@ -31,12 +32,14 @@ from imgfront.engines.base import (
     NodeInfo,
 )
 from imgfront.engines.connections import Connection
+from imgfront.engines.service import PrivateService
 from imgfront.errors import EngineError, PlatformBuildError
 from imgfront.platforms import Platform
 
 MIN_SERVER = (4, 3, 0)
 CONNECT_TIMEOUT = 10.0
 LOG_TAIL = 20
+CLEANUP_PASSES = 4
 _STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 _UNCONSUMED = re.compile(r"one or more build args were not consumed: \[(.*)\]")
@@ -55,12 +58,22 @@ class PodmanBuilder(ImageBuilder):
 
     driver = "podman"
 
-    def __init__(self, connection: Connection, *, local: bool = False, automatic_args: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        local: bool = False,
+        automatic_args: frozenset[str] = frozenset(),
+        service: PrivateService | None = None,
+    ):
         self.name = connection.name
         self.connection = connection
         self.local = local
         self._automatic_args = automatic_args
         self._info: NodeInfo | None = None
+        self.service = service
+        self._lock = threading.Lock()
+        self._containers_before: set[str] | None = None
         self.server_version, self.api_version = self._probe()
         self.client = self._client(self.api_version, timeout=None)
 
@@ -136,6 +149,7 @@ class PodmanBuilder(ImageBuilder):
             "nocache": request.no_cache,
             "layers": True,
             "rm": True,
+            "forcerm": True,  # as the CLI: a failed step's containers go too
             # The API defaults to Docker v2s2, in which buildah 1.28 never finds cached layers; the CLI uses OCI.
             "outputformat": "application/vnd.oci.image.manifest.v1+json",
         }
@@ -147,6 +161,7 @@ class PodmanBuilder(ImageBuilder):
         start = time.monotonic()
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         image_id: str | None = None
+        self._remember_containers()
         with request.context.tar.open("rb") as body:
             try:
                 response = self.client.api.post(
@@ -204,6 +219,38 @@ class PodmanBuilder(ImageBuilder):
         """Podman warns about build args a Containerfile does not declare; ours are set on every build."""
         match = _UNCONSUMED.search(line)
         return match is not None and set(match[1].split()) <= self._automatic_args
+
+    # -- what cancelled builds leave behind -------------------------------------------------------
+
+    def _build_containers(self) -> set[str]:
+        """buildah's working containers, which podman lists only as 'external' storage containers."""
+        response = self.client.api.get("/containers/json", params={"all": True, "external": True})
+        _raise(response, f"{self.name}: listing build containers")
+        return {str(c["Id"]) for c in response.json() if c.get("State") == "storage"}
+
+    def _remember_containers(self) -> None:
+        with self._lock:
+            if self._containers_before is None:
+                self._containers_before = self._build_containers()
+
+    def clean_cancelled(self) -> None:
+        """Podman 4.3 neither stops a RUN step nor removes its containers when a build's client goes away.
+
+        A private service is imgfront's own, so the steps it runs are killed; on any service, the working
+        containers that appeared since imgfront's first build are removed. Another build started on the
+        same service meanwhile would lose its containers too; that is the price of podman's leak.
+        """
+        if self._containers_before is None:
+            return
+        if self.service is not None:
+            self.service.kill_descendants()
+        for attempt in range(CLEANUP_PASSES):
+            leftovers = self._build_containers() - self._containers_before
+            for container in leftovers:
+                self.client.api.delete(f"/containers/{container}", params={"force": True, "ignore": True})
+            if not leftovers:
+                break
+            time.sleep(0.5 * (attempt + 1))  # a step that was finishing may still commit a container
 
     # -- images -----------------------------------------------------------------------------------
 

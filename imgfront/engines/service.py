@@ -64,6 +64,14 @@ class PrivateService:
             time.sleep(0.05)
         return self.uri
 
+    def kill_descendants(self) -> None:
+        """Kill what the service runs for builds (buildah's RUN steps), which podman 4.3 lets run on after a cancel."""
+        if self.process is None:
+            return
+        for pid in reversed(_descendants(self.process.pid)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -77,3 +85,22 @@ class PrivateService:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below `root`, parents before children, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, queue = [], [root]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
