@@ -5,6 +5,7 @@
 #   make test        setup, then all tests (unit and slow integration; needs root)
 #   make test-fast   unit tests only (-m 'not slow'); needs just the venv
 #   make lint        ruff check, ruff format --check, mypy
+#   make bench       time imgfront against podman build --manifest; appends to bench/RESULTS.md
 #
 # As a non-root user on an unprepared host, setup (and so demo and test) prints what to install
 # and stops.
@@ -29,7 +30,7 @@ export IMGFRONT_BUSYBOX_DIR ?= /var/cache/imgfront/busybox
 copy-busybox = for arch in amd64 arm64; do cmp -s $(IMGFRONT_BUSYBOX_DIR)/busybox-$$arch $(1)/busybox-$$arch \
     || install -m 755 $(IMGFRONT_BUSYBOX_DIR)/busybox-$$arch $(1)/busybox-$$arch; done
 
-.PHONY: help setup host venv base-image reference-context demo test test-fast lint clean
+.PHONY: help setup host venv base-image reference-context demo test test-fast lint bench clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -81,6 +82,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/bench_build.py --rounds 3 --record
 
 # Local files only; images in podman's storage are left alone.
 clean:

@@ -50,19 +50,22 @@ class Progress:
         self.rows = {a: _Row(a) for a in plan.assignments}
         self.note("plan: " + "; ".join(plan.describe()))
 
+    def _row(self, a: Assignment) -> _Row:
+        return self.rows.setdefault(a, _Row(a))
+
     def started(self, a: Assignment) -> None:
         with self.lock:
-            self.rows[a].state, self.rows[a].started = "building", time.monotonic()
+            self._row(a).state, self._row(a).started = "building", time.monotonic()
         self.event(a, "started")
 
     def step(self, a: Assignment, number: int, total: int, text: str) -> None:
         with self.lock:
-            self.rows[a].step = f"{number}/{total}"
+            self._row(a).step = f"{number}/{total}"
         self.event(a, "step", step=number, total=total, text=text)
 
     def log(self, a: Assignment, line: str) -> None:
         with self.lock:
-            self.rows[a].line = line
+            self._row(a).line = line
         self.event(a, "log", line=line)
 
     def finished(self, a: Assignment, report: BuildReport) -> None:
@@ -75,7 +78,7 @@ class Progress:
 
     def _end(self, a: Assignment, state: str) -> None:
         with self.lock:
-            self.rows[a].state, self.rows[a].ended = state, time.monotonic()
+            self._row(a).state, self._row(a).ended = state, time.monotonic()
 
     def event(self, a: Assignment, kind: str, **data: Any) -> None:
         """One event for one platform; the base class shows nothing."""

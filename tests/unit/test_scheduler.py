@@ -1,0 +1,118 @@
+"""The scheduler's checks that need no engine: architecture verification, cancellation, fail-fast.
+
+`MislabellingEngine` is a mock: it stands for an engine that ignores the requested platform and builds the
+host's (Docker's legacy builder can), which the real podman on this machine never does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from imgfront.engines.base import (
+    BuildEvents,
+    BuildReport,
+    BuildRequest,
+    Cancellation,
+    ImageBuilder,
+    ImageInfo,
+    ListInfo,
+    ListInstance,
+    NodeInfo,
+    PackedContext,
+)
+from imgfront.errors import PlatformBuildError
+from imgfront.plan import make_plan
+from imgfront.platforms import Platform
+from imgfront.progress import QuietProgress
+from imgfront.scheduler import run_plan, verify
+
+AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
+
+
+class MislabellingEngine(ImageBuilder):
+    """Mock engine: every image it builds says amd64; a build for `fail` fails, others wait to be cancelled."""
+
+    name, driver = "mock", "mock"
+
+    def __init__(self, fail: Platform | None = None, block: Platform | None = None) -> None:
+        self.fail, self.block = fail, block
+
+    def info(self) -> NodeInfo:
+        return NodeInfo("mock", "mock", "0", "0", (AMD64,), (ARM64,))
+
+    def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
+        events.step(1, 1, "RUN true")
+        if request.platform == self.fail:
+            raise PlatformBuildError(f"{request.platform}@mock: step failed", ("boom",))
+        if request.platform == self.block:
+            woken = threading.Event()
+            cancel.on_cancel(woken.set)
+            woken.wait(10)
+            raise PlatformBuildError(f"{request.platform}@mock: cancelled")
+        return BuildReport(f"id-{request.platform.arch.value}", "sha256:x", request.platform, "mock", 0.0)
+
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        return ImageInfo(ref, "sha256:x", "linux", "amd64", None, {})
+
+    def status(self) -> None: ...
+    def clean_cancelled(self) -> None: ...
+    def export_image(self, image_id: str) -> Iterator[bytes]:
+        yield b""
+
+    def import_image(self, chunks: Iterator[bytes]) -> str:
+        return ""
+
+    def remove_image(self, ref: str, force: bool = False) -> None: ...
+    def prune(self) -> None: ...
+    def inspect_list(self, name: str) -> ListInfo | None:
+        return None
+
+    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
+        raise NotImplementedError
+
+    def close(self) -> None: ...
+
+
+def _request(platform: Platform) -> BuildRequest:
+    return BuildRequest(PackedContext(tar=None, containerfile="Containerfile", size=0), platform)  # type: ignore[arg-type]
+
+
+def test_image_of_the_wrong_architecture_is_rejected() -> None:
+    engine = MislabellingEngine()
+    verify(engine, BuildReport("id", "sha256:x", AMD64, "mock", 0.0))
+    with pytest.raises(PlatformBuildError, match="the image built is for linux/amd64, not linux/arm64"):
+        verify(engine, BuildReport("id", "sha256:x", ARM64, "mock", 0.0))
+
+
+def test_wrong_architecture_fails_that_platform_and_keeps_its_report_for_removal() -> None:
+    engine = MislabellingEngine()
+    plan = make_plan([AMD64, ARM64], [engine.info()])
+    outcomes = run_plan(plan, {"mock": engine}, lambda a: _request(a.platform), QuietProgress(), 2, Cancellation())
+    by_platform = {o.assignment.platform: o for o in outcomes}
+    assert by_platform[AMD64].error is None
+    assert by_platform[ARM64].error is not None and by_platform[ARM64].report is not None
+
+
+def test_first_failure_cancels_the_other_builds() -> None:
+    engine = MislabellingEngine(fail=AMD64, block=ARM64)
+    plan = make_plan([AMD64, ARM64], [engine.info()])
+    cancel = Cancellation()
+    outcomes = run_plan(plan, {"mock": engine}, lambda a: _request(a.platform), QuietProgress(), 2, cancel)
+    assert cancel.cancelled
+    failed = {o.assignment.platform: o for o in outcomes}
+    assert failed[AMD64].error is not None and not failed[AMD64].cancelled
+    assert failed[ARM64].cancelled
+
+
+def test_cancellation_runs_closers_once_even_when_registered_late() -> None:
+    cancel, calls = Cancellation(), []
+    forget = cancel.on_cancel(lambda: calls.append("a"))
+    cancel.on_cancel(lambda: calls.append("b"))
+    forget()
+    cancel.cancel()
+    cancel.cancel()
+    cancel.on_cancel(lambda: calls.append("late"))
+    assert calls == ["b", "late"]
