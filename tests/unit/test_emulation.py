@@ -245,9 +245,7 @@ def test_status_says_why_a_handler_is_unusable(proc: Path) -> None:
 
 def test_status_notes_a_missing_interpreter_of_a_handler_without_f(tmp_path: Path, empty_proc: Path) -> None:
     text = (FIXTURES / "proc" / "qemu-loongarch64").read_text()
-    (empty_proc / "qemu-loongarch64").write_text(
-        text.replace("/usr/libexec/qemu-binfmt", os.fspath(tmp_path))
-    )
+    (empty_proc / "qemu-loongarch64").write_text(text.replace("/usr/libexec/qemu-binfmt", os.fspath(tmp_path)))
     [entry] = status(empty_proc, host=AMD64)
     assert not entry.interpreter_found
     assert entry.problem == f"interpreter {tmp_path}/loongarch64-binfmt-P not found"
@@ -255,9 +253,7 @@ def test_status_notes_a_missing_interpreter_of_a_handler_without_f(tmp_path: Pat
 
 def test_install_writes_the_conf_line_to_register(empty_proc: Path, as_root: None) -> None:
     results = install([RISCV64], binfmt_d=BINFMT_D, root=empty_proc, host=AMD64)
-    assert [(r.platform, r.handler, r.action) for r in results] == [
-        (RISCV64, "qemu-riscv64", Action.REGISTERED)
-    ]
+    assert [(r.platform, r.handler, r.action) for r in results] == [(RISCV64, "qemu-riscv64", Action.REGISTERED)]
     written = (empty_proc / "register").read_text()
     assert parse_register_line(written) == conf_line("qemu-riscv64")
     assert written.startswith(":qemu-riscv64:M::\\x7f\\x45\\x4c\\x46")
@@ -307,9 +303,7 @@ def test_install_refuses_non_root_with_the_command_to_run(empty_proc: Path, as_u
     assert (empty_proc / "register").read_text() == ""
 
 
-def test_install_without_qemu_user_static_hints_the_package(
-    tmp_path: Path, empty_proc: Path, as_root: None
-) -> None:
+def test_install_without_qemu_user_static_hints_the_package(tmp_path: Path, empty_proc: Path, as_root: None) -> None:
     with pytest.raises(ImgfrontError, match=r"qemu-riscv64\.conf does not exist") as caught:
         install([RISCV64], binfmt_d=tmp_path, root=empty_proc, host=AMD64)
     assert caught.value.hint == "apt-get install qemu-user-static"
@@ -335,9 +329,7 @@ def mock_command(bin_dir: Path, name: str, script: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
 
-def test_install_mounts_binfmt_misc_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_root: None
-) -> None:
+def test_install_mounts_binfmt_misc_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_root: None) -> None:
     log = tmp_path / "mount.log"
     mock_command(tmp_path / "bin", "mount", f'echo "$@" > {log}\n: > "$5/register"\n', monkeypatch)
     root = tmp_path / "binfmt_misc"
@@ -347,9 +339,7 @@ def test_install_mounts_binfmt_misc_first(
     assert parse_register_line((root / "register").read_text()).name == "qemu-riscv64"
 
 
-def test_install_reports_a_failed_mount(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_root: None
-) -> None:
+def test_install_reports_a_failed_mount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_root: None) -> None:
     mock_command(tmp_path / "bin", "mount", 'echo "mount: permission denied" >&2\nexit 32\n', monkeypatch)
     with pytest.raises(ImgfrontError, match=r"could not mount binfmt_misc: mount -t .*: permission denied"):
         install([RISCV64], binfmt_d=BINFMT_D, root=tmp_path, host=AMD64)
