@@ -47,10 +47,10 @@ def _engine_checks() -> Iterator[Check]:
         )
     try:
         with open_local() as engine:
-            info = engine.info()
+            info, details = engine.info(), engine.host_details()
             yield Check("engine", True, f"{engine.connection.source}: {engine.connection.uri}")
             yield Check("server", True, f"podman {info.server_version}, API {info.api_version} (4.3 or newer needed)")
-            driver = info.storage_driver
+            driver = str(details.get("store", {}).get("graphDriverName", ""))
             yield Check(
                 "storage",
                 driver == "overlay",
@@ -58,9 +58,9 @@ def _engine_checks() -> Iterator[Check]:
                 "vfs copies every layer; configure overlay in storage.conf for speed",
                 warning=True,
             )
-            mode = "rootless" if info.rootless else "rootful"
+            mode = "rootless" if details.get("host", {}).get("security", {}).get("rootless") else "rootful"
             yield Check("mode", True, mode)
-            runtime = engine.client.info().get("host", {}).get("ociRuntime", {}).get("name", "")
+            runtime = details.get("host", {}).get("ociRuntime", {}).get("name", "")
             bad = runtime == "crun" and _cgroups_hybrid()
             yield Check(
                 "runtime",

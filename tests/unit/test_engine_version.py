@@ -1,7 +1,7 @@
 """The server's version gates what imgfront asks of it.
 
 An old podman cannot be installed beside 4.3 here, so `MockOldPodman` stands in for one: a unix-socket
-HTTP server that answers /version as podman 4.2 would, and nothing else.
+HTTP server that answers /_ping and /version as podman 4.2 would, and nothing else.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ class _Handler(BaseHTTPRequestHandler):
     version_answer = "4.2.0"
 
     def do_GET(self) -> None:
-        if self.path.endswith("/version"):
+        if self.path.endswith("/_ping"):
+            self.send_response(200)
+            self.send_header("Libpod-Api-Version", self.version_answer)
+            self.send_header("Server", f"Libpod/{self.version_answer} (linux)")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
+        elif self.path.endswith("/version"):
             body = json.dumps(
                 {
                     "Version": self.version_answer,
