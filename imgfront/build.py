@@ -47,6 +47,11 @@ class BuildOptions:
     keep_failed: bool = False
     iidfile: Path | None = None
     metadata_file: Path | None = None
+    # A compiled pipeline has one context and Containerfile per platform; they override context/file.
+    contexts: Mapping[Platform, tuple[Path, Path]] = field(default_factory=dict)
+
+    def source_for(self, platform: Platform) -> tuple[Path, Path | None]:
+        return self.contexts.get(platform, (self.context, self.file))
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,18 @@ class Build:
     def plan(self) -> Plan:
         return make_plan(self.options.platforms, list(self.infos.values()))
 
+    def _pack(self, workdir: Path) -> dict[Platform, PackedContext]:
+        """Pack each distinct context once, however many platforms build from it."""
+        packed: dict[tuple[Path, Path], PackedContext] = {}
+        by_platform = {}
+        for platform in self.options.platforms:
+            context, file = self.options.source_for(platform)
+            containerfile = build_context.find_containerfile(context, file)
+            if (context, containerfile) not in packed:
+                packed[context, containerfile] = build_context.pack(context, containerfile, workdir)
+            by_platform[platform] = packed[context, containerfile]
+        return by_platform
+
     def _request(self, packed: PackedContext, a: Assignment) -> BuildRequest:
         o = self.options
         args = {**automatic_args(a.platform, self.infos[a.node].native[0]), **o.build_args}
@@ -128,17 +145,18 @@ class Build:
                 "--iidfile needs -t when building more than one platform",
                 hint="the list made from -t is what the id file names",
             )
-        containerfile = build_context.find_containerfile(o.context, o.file)
+        for platform in o.platforms:
+            build_context.find_containerfile(*o.source_for(platform))  # a missing file fails before the plan
         plan = self.plan()
         self.progress.plan(plan)
         cancel = Cancellation()
         with tempfile.TemporaryDirectory(prefix="imgfront-") as workdir:
-            packed = build_context.pack(o.context, containerfile, Path(workdir))
+            packed = self._pack(Path(workdir))
             try:
                 outcomes = run_plan(
                     plan,
                     self.builders,
-                    lambda a: self._request(packed, a),
+                    lambda a: self._request(packed[a.platform], a),
                     self.progress,
                     o.jobs or len(plan.assignments),
                     cancel,
