@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,18 +49,44 @@ class UnbuildablePlatforms(UsageError):
         self.platforms = tuple(platforms)
 
 
-def make_plan(platforms: Sequence[Platform], nodes: Sequence[NodeInfo]) -> Plan:
-    """Give each platform a node: native before emulated, then the least loaded, then the first listed."""
+@dataclass(frozen=True)
+class Preference:
+    """A node's place in the farm, as an SRV record's (RFC 2782): lower priority is tried first, and among
+    equal priorities each node's share of platforms follows its weight (0: only when no other can)."""
+
+    weight: int = 1
+    priority: int = 0
+
+
+def make_plan(
+    platforms: Sequence[Platform],
+    nodes: Sequence[NodeInfo],
+    preferences: Mapping[str, Preference] | None = None,
+) -> Plan:
+    """Give each platform a node.
+
+    In order: a native node over an emulated one; then the lowest priority; then the node with the least
+    load for its weight (platforms already given / weight), so that platforms spread over the nodes; then
+    the node listed first.
+    """
+    prefs = preferences or {}
     load: Counter[str] = Counter()
     assignments: list[Assignment] = []
     missing: list[Platform] = []
+
+    def key(node: NodeInfo) -> tuple[int, float, int]:
+        pref = prefs.get(node.name, Preference())
+        share = load[node.name] / pref.weight if pref.weight > 0 else float("inf")
+        return pref.priority, share, order[node.name]
+
+    order = {node.name: i for i, node in enumerate(nodes)}
     for platform in platforms:
         candidates = [(Mode.NATIVE, n) for n in nodes if platform in n.native]
         candidates = candidates or [(Mode.EMULATED, n) for n in nodes if platform in n.emulated]
         if not candidates:
             missing.append(platform)
             continue
-        mode, node = min(candidates, key=lambda c: load[c[1].name])
+        mode, node = min(candidates, key=lambda c: key(c[1]))
         load[node.name] += 1
         assignments.append(Assignment(platform, node.name, mode))
     if missing:

@@ -3,7 +3,7 @@
 import pytest
 
 from imgfront.engines.base import NodeInfo
-from imgfront.plan import Mode, UnbuildablePlatforms, make_plan
+from imgfront.plan import Mode, Preference, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 
 AMD64, ARM64, RISCV = (Platform.parse(p) for p in ("linux/amd64", "linux/arm64", "linux/riscv64"))
@@ -40,3 +40,32 @@ def test_platform_no_node_can_build_fails_before_any_build() -> None:
 def test_plan_is_plain_json() -> None:
     plan = make_plan([AMD64], [node("local", [AMD64])])
     assert plan.to_json() == [{"platform": "linux/amd64", "node": "local", "mode": "native"}]
+
+
+def test_weight_gives_a_node_its_share_of_platforms() -> None:
+    plats = [Platform.parse(p) for p in ("linux/amd64", "linux/arm64", "linux/arm/v7")]
+    nodes = [node("big", [AMD64], plats), node("small", [AMD64], plats)]
+    plan = make_plan(plats, nodes, {"big": Preference(weight=2), "small": Preference(weight=1)})
+    assert sorted(a.node for a in plan.assignments) == ["big", "big", "small"]
+
+
+def test_lower_priority_is_used_first_and_higher_only_when_needed() -> None:
+    nodes = [node("laptop", [AMD64], [ARM64]), node("server", [AMD64], [ARM64]), node("pi", [ARM64])]
+    prefs = {"laptop": Preference(priority=10), "server": Preference(priority=0)}
+    plan = make_plan([AMD64, ARM64], nodes, prefs)
+    assert [(a.node, a.mode) for a in plan.assignments] == [("server", Mode.NATIVE), ("pi", Mode.NATIVE)]
+    only_laptop_left = make_plan([AMD64], [nodes[0]], prefs)
+    assert only_laptop_left.assignments[0].node == "laptop"
+
+
+def test_weight_zero_node_builds_only_when_no_other_can() -> None:
+    nodes = [node("spare", [AMD64]), node("main", [AMD64])]
+    prefs = {"spare": Preference(weight=0)}
+    assert {a.node for a in make_plan([AMD64, AMD64], nodes, prefs).assignments} == {"main"}
+    assert make_plan([AMD64], [nodes[0]], prefs).assignments[0].node == "spare"
+
+
+def test_two_nodes_able_to_build_both_platforms_get_one_each() -> None:
+    nodes = [node("a", [AMD64], [ARM64]), node("b", [ARM64], [AMD64])]
+    plan = make_plan([AMD64, ARM64], nodes)
+    assert [(a.node, a.mode) for a in plan.assignments] == [("a", Mode.NATIVE), ("b", Mode.NATIVE)]
