@@ -22,7 +22,7 @@ class Connection:
     source: str = ""
 
 
-def _config_home(env: Mapping[str, str]) -> Path:
+def config_home(env: Mapping[str, str]) -> Path:
     return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
@@ -43,7 +43,7 @@ def containers_conf_files(env: Mapping[str, str] = os.environ) -> list[Path]:
     if env.get("CONTAINERS_CONF"):
         bases = [Path(env["CONTAINERS_CONF"])]
     else:
-        user = _config_home(env) / "containers" / "containers.conf"
+        user = config_home(env) / "containers" / "containers.conf"
         bases = [Path("/usr/share/containers/containers.conf"), Path("/etc/containers/containers.conf")]
         bases.append(user)
     files: list[Path] = []
@@ -74,7 +74,7 @@ def read_containers_conf(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
 
 
 def connections_json_path(env: Mapping[str, str] = os.environ) -> Path:
-    return _config_home(env) / "containers" / "podman-connections.json"
+    return config_home(env) / "containers" / "podman-connections.json"
 
 
 def system_connections(env: Mapping[str, str] = os.environ) -> tuple[list[Connection], str | None]:

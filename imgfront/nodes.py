@@ -1,0 +1,93 @@
+"""Build nodes named on the command line: a system connection's name or a URI, with optional weight and priority."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from imgfront.engines.connections import Connection, system_connections
+from imgfront.errors import UsageError
+from imgfront.plan import Preference
+
+SCHEMES = ("unix", "ssh", "tcp")
+_PARAMS = ("name", "weight", "priority", "identity")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    connection: Connection
+    preference: Preference = field(default_factory=Preference)
+
+
+def _short_name(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme == "unix":
+        return parts.path
+    return parts.netloc
+
+
+def _int(params: Mapping[str, list[str]], key: str, default: int, text: str) -> int:
+    if key not in params:
+        return default
+    try:
+        value = int(params[key][-1])
+    except ValueError:
+        raise UsageError(f"invalid node {text!r}: {key} must be a whole number") from None
+    if value < 0:
+        raise UsageError(f"invalid node {text!r}: {key} must not be negative")
+    return value
+
+
+def parse_node(text: str, env: Mapping[str, str] = os.environ, identity: str | None = None) -> NodeSpec:
+    """`NAME` of a system connection, or `unix:///path`, `ssh://user@host[:port]/socket`, `tcp://host:port`,
+    each optionally followed by `?weight=N&priority=N&name=NAME&identity=KEYFILE`."""
+    spec, _, query = text.strip().partition("?")
+    params = parse_qs(query, keep_blank_values=True)
+    unknown = sorted(set(params) - set(_PARAMS))
+    if unknown:
+        raise UsageError(f"invalid node {text!r}: unknown setting {unknown[0]!r}", hint=f"known: {', '.join(_PARAMS)}")
+    preference = Preference(weight=_int(params, "weight", 1, text), priority=_int(params, "priority", 0, text))
+    key = identity or (params["identity"][-1] if "identity" in params else None)
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        if scheme not in SCHEMES:
+            raise UsageError(f"invalid node {text!r}: unknown scheme {scheme!r}", hint="use unix://, ssh:// or tcp://")
+        parts = urlsplit(spec)
+        if (scheme == "unix" and not parts.path) or (scheme != "unix" and not parts.hostname):
+            raise UsageError(f"invalid node {text!r}: no {'path' if scheme == 'unix' else 'host'}")
+        name = params["name"][-1] if "name" in params else _short_name(spec)
+        return NodeSpec(name, Connection(name, spec, key, source="--node"), preference)
+    connections = {c.name: c for c in system_connections(env)[0]}
+    if spec not in connections:
+        known = ", ".join(sorted(connections)) or "none"
+        raise UsageError(f"no system connection named {spec!r}", hint=f"known connections: {known}")
+    conn = connections[spec]
+    name = params["name"][-1] if "name" in params else conn.name
+    return NodeSpec(name, Connection(name, conn.uri, key or conn.identity, conn.is_machine, conn.source), preference)
+
+
+def unique_names(specs: Sequence[NodeSpec]) -> list[NodeSpec]:
+    """Node names label progress and plans; two nodes with one name get #2, #3."""
+    seen: dict[str, int] = {}
+    result = []
+    for spec in specs:
+        count = seen.get(spec.name, 0) + 1
+        seen[spec.name] = count
+        if count > 1:
+            name = f"{spec.name}#{count}"
+            spec = NodeSpec(
+                name,
+                Connection(
+                    name,
+                    spec.connection.uri,
+                    spec.connection.identity,
+                    spec.connection.is_machine,
+                    spec.connection.source,
+                ),
+                spec.preference,
+            )
+        result.append(spec)
+    return result
