@@ -40,3 +40,7 @@ class PlatformBuildError(ImgfrontError):
     def __init__(self, message: str, log_tail: tuple[str, ...] = (), hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.log_tail = log_tail
+
+
+class NodeLost(PlatformBuildError):
+    """The node stopped answering during a build; another node may take the platform over."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import tenacity
+
 from imgfront.engines.base import BuildReport, BuildRequest, Cancellation, ImageBuilder
-from imgfront.errors import ImgfrontError, PlatformBuildError
+from imgfront.errors import ImgfrontError, NodeLost, PlatformBuildError
 from imgfront.plan import Assignment, Plan
+from imgfront.platforms import Platform
 from imgfront.progress import Progress
 
 
@@ -48,6 +52,10 @@ def verify(builder: ImageBuilder, report: BuildReport) -> None:
         )
 
 
+Reassign = Callable[[Platform, frozenset[str]], Assignment]
+MAX_NODE_LOSSES = 3
+
+
 def run_plan(
     plan: Plan,
     builders: Mapping[str, ImageBuilder],
@@ -55,20 +63,54 @@ def run_plan(
     progress: Progress,
     jobs: int,
     cancel: Cancellation,
+    reassign: Reassign | None = None,
 ) -> list[Outcome]:
     """Build every assignment; the first failure cancels the rest, since the list will not be made anyway.
 
-    A KeyboardInterrupt cancels every build, waits for them to stop, and is raised again with the outcomes
-    attached (`exc.outcomes`) so that the caller can remove what was built.
+    A node lost during a build is left out from then on, and `reassign` gives its platform to another node
+    that can build it, a bounded number of times. A KeyboardInterrupt cancels every build, waits for them to
+    stop, and is raised again with the outcomes attached (`exc.outcomes`) so that the caller can remove what
+    was built.
     """
+    lost: set[str] = set()
+    lock = threading.Lock()
+
+    def build_somewhere(a: Assignment) -> tuple[Assignment, BuildReport]:
+        current = a
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(MAX_NODE_LOSSES),
+            retry=tenacity.retry_if_exception_type(NodeLost),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    with lock:
+                        dead = frozenset(lost)
+                    if reassign is None:
+                        raise NodeLost(f"{a.label}: node {current.node} was lost and no other node may take over")
+                    try:
+                        current = reassign(a.platform, dead)
+                    except ImgfrontError as e:
+                        raise PlatformBuildError(f"{a.label}: node {current.node} was lost; {e.message}") from e
+                    progress.note(f"{a.label}: node lost, building on {current.node} ({current.mode.value})")
+                try:
+                    return current, builders[current.node].build(request_for(current), _Events(progress, a), cancel)
+                except NodeLost:
+                    with lock:
+                        lost.add(current.node)
+                    if cancel.cancelled:
+                        raise PlatformBuildError(f"{a.label}: cancelled") from None
+                    raise
+        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def one(a: Assignment) -> Outcome:
-        builder = builders[a.node]
         progress.started(a)
         try:
             if cancel.cancelled:
                 raise PlatformBuildError(f"{a.label}: cancelled")
-            report = builder.build(request_for(a), _Events(progress, a), cancel)
+            where, report = build_somewhere(a)
+            builder = builders[where.node]
             try:
                 verify(builder, report)
             except ImgfrontError as e:

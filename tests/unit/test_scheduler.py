@@ -23,8 +23,8 @@ from imgfront.engines.base import (
     NodeInfo,
     PackedContext,
 )
-from imgfront.errors import PlatformBuildError
-from imgfront.plan import make_plan
+from imgfront.errors import NodeLost, PlatformBuildError
+from imgfront.plan import Assignment, make_plan
 from imgfront.platforms import Platform
 from imgfront.progress import QuietProgress
 from imgfront.scheduler import run_plan, verify
@@ -116,3 +116,70 @@ def test_cancellation_runs_closers_once_even_when_registered_late() -> None:
     cancel.cancel()
     cancel.on_cancel(lambda: calls.append("late"))
     assert calls == ["b", "late"]
+
+
+class DyingEngine(MislabellingEngine):
+    """Mock engine whose connection drops in every build, as a node killed mid-build does."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
+        raise NodeLost(f"{request.platform}@{self.name}: lost the connection to the build")
+
+
+class HealthyEngine(MislabellingEngine):
+    """Mock engine that labels images truthfully."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
+        return BuildReport(f"id-{self.name}", "sha256:x", request.platform, self.name, 0.0)
+
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        return ImageInfo(ref, "sha256:x", "linux", "amd64", None, {})
+
+
+def test_platform_of_a_lost_node_is_rebuilt_on_another() -> None:
+    dying, healthy = DyingEngine("dying"), HealthyEngine("healthy")
+    infos = [NodeInfo("dying", "mock", "0", "0", (AMD64,), ()), NodeInfo("healthy", "mock", "0", "0", (AMD64,), ())]
+    plan = make_plan([AMD64], infos)
+    assert plan.assignments[0].node == "dying"
+
+    def reassign(platform: Platform, dead: frozenset[str]) -> Assignment:
+        return make_plan([platform], [i for i in infos if i.name not in dead]).assignments[0]
+
+    outcomes = run_plan(
+        plan,
+        {"dying": dying, "healthy": healthy},
+        lambda a: _request(a.platform),
+        QuietProgress(),
+        1,
+        Cancellation(),
+        reassign,
+    )
+    assert outcomes[0].error is None
+    assert outcomes[0].report is not None and outcomes[0].report.node == "healthy"
+
+
+def test_lost_node_with_no_other_able_node_fails_the_build() -> None:
+    dying = DyingEngine("dying")
+    infos = [NodeInfo("dying", "mock", "0", "0", (AMD64,), ())]
+
+    def reassign(platform: Platform, dead: frozenset[str]) -> Assignment:
+        return make_plan([platform], [i for i in infos if i.name not in dead]).assignments[0]
+
+    outcomes = run_plan(
+        make_plan([AMD64], infos),
+        {"dying": dying},
+        lambda a: _request(a.platform),
+        QuietProgress(),
+        1,
+        Cancellation(),
+        reassign,
+    )
+    assert outcomes[0].error is not None
+    assert "node dying was lost; no node can build linux/amd64" in outcomes[0].error.message
