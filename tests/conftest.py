@@ -28,6 +28,7 @@ on an unprepared host cannot pass by testing nothing.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import os
@@ -133,6 +134,7 @@ class PodmanNode:
     env: dict[str, str] = field(hash=False)
     graphroot: Path
     runroot: Path
+    pid: int = 0  # the service's, to stop or kill it by
 
     @property
     def cli_env(self) -> dict[str, str]:
@@ -277,14 +279,9 @@ def _wait_for_service(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> N
     )
 
 
-@pytest.fixture(scope="session")
-def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode]:
-    """A private `podman system service` on storage under the session's tmp dir, removed at the end."""
-    _require_root("podman_node")
-    if shutil.which("podman") is None:
-        pytest.fail(f"podman is not installed: {SETUP_HINT}", pytrace=False)
-
-    base = tmp_path_factory.mktemp("podman")
+@contextlib.contextmanager
+def _service_node(base: Path) -> Iterator[PodmanNode]:
+    """A private `podman system service` on storage under base, stopped by its PID and removed at the end."""
     graphroot, runroot = base / "root", base / "runroot"
     engine_conf, storage_conf = base / "containers.conf", base / "storage.conf"
     engine_conf.write_text(PODMAN_ENGINE_CONF.format(tmp_dir=base / "tmp", network_dir=base / "networks"))
@@ -295,9 +292,6 @@ def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode
     cli_env = {k: v for k, v in os.environ.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")}
     cli_env["CONTAINERS_CONF"] = os.fspath(engine_conf)
     cli_env["CONTAINERS_STORAGE_CONF"] = os.fspath(storage_conf)
-    node = PodmanNode(
-        socket=sock, url=url, env={**cli_env, "CONTAINER_HOST": url}, graphroot=graphroot, runroot=runroot
-    )
 
     log = base / "service.log"
     with log.open("wb") as log_file:
@@ -308,6 +302,14 @@ def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
+    node = PodmanNode(
+        socket=sock,
+        url=url,
+        env={**cli_env, "CONTAINER_HOST": url},
+        graphroot=graphroot,
+        runroot=runroot,
+        pid=proc.pid,
+    )
     try:
         _wait_for_service(proc, sock, log)
         yield node
@@ -322,7 +324,102 @@ def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode
             subprocess.run(["umount", "--lazy", os.fspath(point)], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
         if reset_error:
-            print(f"podman_node teardown: podman system reset failed: {reset_error}", file=sys.stderr)
+            print(f"podman node teardown: podman system reset failed: {reset_error}", file=sys.stderr)
+
+
+def _require_podman(what: str) -> None:
+    _require_root(what)
+    if shutil.which("podman") is None:
+        pytest.fail(f"podman is not installed: {SETUP_HINT}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode]:
+    """A private `podman system service` on storage under the session's tmp dir, removed at the end."""
+    _require_podman("podman_node")
+    with _service_node(tmp_path_factory.mktemp("podman")) as node:
+        yield node
+
+
+class StartNode(Protocol):
+    def __call__(self) -> PodmanNode: ...
+
+
+@pytest.fixture
+def extra_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartNode]:
+    """Start more podman services for a farm, each on storage of its own, all stopped when the test ends."""
+    _require_podman("extra_nodes")
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(_service_node(tmp_path_factory.mktemp("node")))
+
+
+# --- ssh -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sshd:
+    """A real sshd on loopback that lets root in with a test key; ssh_config trusts its host key."""
+
+    port: int
+    identity: Path
+    ssh_config: Path
+    pid: int
+
+    def uri(self, socket: Path) -> str:
+        return f"ssh://root@127.0.0.1:{self.port}{socket}"
+
+
+def _free_port() -> int:
+    with socketlib.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    _require_root("sshd")
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(binary).exists():
+        pytest.fail(f"sshd is not installed: {SETUP_HINT}", pytrace=False)
+    base = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "id_test"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.fspath(base / name)], check=True)
+    (base / "authorized_keys").write_text((base / "id_test.pub").read_text())
+    port = _free_port()
+    config = base / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\nPidFile {base / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {base / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        "AllowStreamLocalForwarding yes\n"
+    )
+    host_key = (base / "host_key.pub").read_text().split()
+    (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    ssh_config = base / "ssh_config"
+    ssh_config.write_text(
+        f"Host *\n  UserKnownHostsFile {base / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
+        f"  GlobalKnownHostsFile /dev/null\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    log = base / "sshd.log"
+    proc = subprocess.Popen(
+        [binary, "-D", "-f", os.fspath(config), "-E", os.fspath(log)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socketlib.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"sshd did not start: {log.read_text() if log.exists() else ''}", pytrace=False)
+            time.sleep(0.05)
+        yield Sshd(port=port, identity=base / "id_test", ssh_config=ssh_config, pid=proc.pid)
+    finally:
+        _stop(proc)
 
 
 # --- emulation -----------------------------------------------------------------------------------
