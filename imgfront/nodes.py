@@ -1,15 +1,24 @@
-"""Build nodes named on the command line: a system connection's name or a URI, with optional weight and priority."""
+"""Build nodes: named on the command line (a system connection or a URI, with weight and priority), and connected."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from imgfront.emulation.probe import probe_node
+from imgfront.engines import AUTOMATIC_ARGS
+from imgfront.engines.base import ImageBuilder, NodeInfo
 from imgfront.engines.connections import Connection, system_connections
-from imgfront.errors import UsageError
+from imgfront.engines.podman import PodmanBuilder
+from imgfront.engines.tunnel import CONNECT_TIMEOUT, SshTunnel
+from imgfront.errors import ImgfrontError, UsageError
 from imgfront.plan import Preference
+from imgfront.platforms import Platform
 
 SCHEMES = ("unix", "ssh", "tcp")
 _PARAMS = ("name", "weight", "priority", "identity")
@@ -91,3 +100,49 @@ def unique_names(specs: Sequence[NodeSpec]) -> list[NodeSpec]:
             )
         result.append(spec)
     return result
+
+
+def open_node(spec: NodeSpec, stack: contextlib.ExitStack, timeout: float = CONNECT_TIMEOUT) -> ImageBuilder:
+    """Connect to a node; an ssh node gets a tunnel of imgfront's own, closed with the stack."""
+    conn = spec.connection
+    if conn.uri.startswith(("ssh://", "http+ssh://")):
+        tunnel = SshTunnel(spec.name, conn.uri, conn.identity, timeout)
+        uri = tunnel.open()
+        stack.callback(tunnel.close)
+        conn = Connection(spec.name, uri, source=conn.source)
+    local = conn.uri.startswith("unix://") and not conn.is_machine and spec.connection.uri == conn.uri
+    builder = PodmanBuilder(conn, local=local, automatic_args=AUTOMATIC_ARGS)
+    stack.callback(builder.close)
+    return builder
+
+
+def open_nodes(
+    specs: Sequence[NodeSpec],
+    stack: contextlib.ExitStack,
+    warn: Callable[[str], None],
+    timeout: float = CONNECT_TIMEOUT,
+) -> list[ImageBuilder]:
+    """Connect to every node at once; one that cannot be reached is left out with a warning naming it."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+        futures = [(spec, pool.submit(open_node, spec, stack, timeout)) for spec in specs]
+    builders = []
+    for spec, future in futures:
+        error = future.exception()
+        if isinstance(error, ImgfrontError):
+            warn(f"warning: node {spec.name} is left out: {error.message}")
+        elif error is not None:
+            raise error
+        else:
+            builders.append(future.result())
+    return builders
+
+
+def with_emulation(builder: ImageBuilder, candidates: Iterable[Platform]) -> NodeInfo:
+    """A node's info, with the emulated platforms a remote node has found by probing (its info cannot say)."""
+    info = builder.info()
+    if info.emulated or getattr(builder, "local", False):
+        return info
+    wanted = [p for p in candidates if p not in info.native]
+    key = f"{builder.driver}-{info.address or builder.name}"
+    emulated = probe_node(builder, wanted, key) - set(info.native)
+    return dataclasses.replace(info, emulated=tuple(sorted(emulated)))

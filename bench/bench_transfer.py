@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Throughput of bringing an image home from a node, against `podman save | podman load`, in one run.
+
+Two private podman stores stand for a node and the local machine. imgfront streams the image from one
+service's export into the other's import, with no copy on the client's disk; the baseline pipes
+`podman save` of the first store into `podman load` of the second. The image is one layer of random data.
+
+    .venv/bin/python bench/bench_transfer.py [--size-mb 256] [--rounds 3] [--record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_build import CONF  # noqa: E402
+from imgfront.engines.connections import Connection  # noqa: E402
+from imgfront.engines.podman import PodmanBuilder  # noqa: E402
+
+
+def store(base: Path) -> dict[str, str]:
+    base.mkdir(parents=True)
+    (base / "containers.conf").write_text(CONF)
+    (base / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/root"\nrunroot = "{base}/runroot"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CONTAINER_HOST"}
+    env.update(CONTAINERS_CONF=str(base / "containers.conf"), CONTAINERS_STORAGE_CONF=str(base / "storage.conf"))
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--record", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="imgfront-bench-transfer-") as tmp:
+        work = Path(tmp)
+        node_env, home_env = store(work / "node"), store(work / "home")
+        ctx = work / "ctx"
+        ctx.mkdir()
+        with (ctx / "blob").open("wb") as f:
+            for _ in range(args.size_mb):
+                f.write(os.urandom(1 << 20))
+        (ctx / "Containerfile").write_text("FROM scratch\nCOPY blob /blob\n")
+        image = subprocess.run(
+            ["podman", "build", "-q", "--platform", "linux/amd64", str(ctx)],
+            env=node_env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[-1]
+        services = []
+        for name, env in (("node", node_env), ("home", home_env)):
+            sock = work / f"{name}.sock"
+            services.append(
+                subprocess.Popen(
+                    ["podman", "system", "service", "--time=0", f"unix://{sock}"], env=env, stderr=subprocess.DEVNULL
+                )
+            )
+        try:
+            for sock in (work / "node.sock", work / "home.sock"):
+                while not sock.exists():
+                    time.sleep(0.05)
+            node = PodmanBuilder(Connection("node", f"unix://{work / 'node.sock'}"))
+            home = PodmanBuilder(Connection("home", f"unix://{work / 'home.sock'}"))
+            times: dict[str, list[float]] = {"imgfront": [], "podman save | load": []}
+            for _ in range(args.rounds):
+                start = time.monotonic()
+                home.import_image(node.export_image(image))
+                times["imgfront"].append(time.monotonic() - start)
+                home.remove_image(image, force=True)
+                start = time.monotonic()
+                save = subprocess.Popen(
+                    ["podman", "save", "--format", "oci-archive", image], env=node_env, stdout=subprocess.PIPE
+                )
+                subprocess.run(
+                    ["podman", "load", "-q"], env=home_env, stdin=save.stdout, check=True, capture_output=True
+                )
+                save.wait()
+                times["podman save | load"].append(time.monotonic() - start)
+                subprocess.run(["podman", "rmi", "-f", image], env=home_env, capture_output=True)
+            node.close()
+            home.close()
+        finally:
+            for service in services:
+                service.terminate()
+                service.wait()
+            for env in (node_env, home_env):
+                subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True)
+    rates = {tool: round(args.size_mb / statistics.median(t), 1) for tool, t in times.items()}
+    ratio = round(rates["imgfront"] / rates["podman save | load"], 2)
+    lines = [
+        f"\n## Transfer: bringing a {args.size_mb} MiB image home, imgfront vs podman save | podman load",
+        f"{time.strftime('%Y-%m-%d')}; median of {args.rounds} rounds in one run; both through local stores.\n",
+        "| tool | MiB/s |",
+        "| --- | --- |",
+        *("| " + tool.replace("|", "\\|") + f" | {rate} |" for tool, rate in rates.items()),
+        f"\nThroughput ratio imgfront / podman: {ratio} (higher is better for imgfront).",
+    ]
+    print("\n".join(lines))
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transfer.json").write_text(json.dumps({"rates_mib_s": rates, "ratio": ratio, "runs": times}, indent=2))
+    if args.record:
+        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
+            results.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
