@@ -18,12 +18,13 @@ from imgfront.engines.base import (
     Cancellation,
     ImageBuilder,
     ListInfo,
+    NodeInfo,
     PackedContext,
 )
 from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
 from imgfront.lists import LocalListBuilder
 from imgfront.metadata import metadata, write_atomically, write_metadata
-from imgfront.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
+from imgfront.plan import Assignment, Plan, Preference, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 from imgfront.progress import Progress
 from imgfront.scheduler import Outcome, run_plan
@@ -45,6 +46,7 @@ class BuildOptions:
     pull: str = "missing"
     jobs: int | None = None
     keep_failed: bool = False
+    cleanup: bool = False  # remove the images from remote nodes once they are home
     iidfile: Path | None = None
     metadata_file: Path | None = None
     # A compiled pipeline has one context and Containerfile per platform; they override context/file.
@@ -101,16 +103,29 @@ class Build:
     """Carries out one build over a set of builders; the local one also holds the resulting list."""
 
     def __init__(
-        self, options: BuildOptions, local: ImageBuilder, builders: Sequence[ImageBuilder], progress: Progress
+        self,
+        options: BuildOptions,
+        local: ImageBuilder,
+        builders: Sequence[ImageBuilder],
+        progress: Progress,
+        *,
+        infos: Mapping[str, NodeInfo] | None = None,
+        preferences: Mapping[str, Preference] | None = None,
     ) -> None:
         self.options = options
         self.local = local
         self.builders = {b.name: b for b in builders}
         self.progress = progress
-        self.infos = {b.name: b.info() for b in builders}
+        self.infos = dict(infos) if infos is not None else {b.name: b.info() for b in builders}
+        self.preferences = preferences or {}
 
     def plan(self) -> Plan:
-        return make_plan(self.options.platforms, list(self.infos.values()))
+        return make_plan(self.options.platforms, list(self.infos.values()), self.preferences)
+
+    def _reassign(self, platform: Platform, lost: frozenset[str]) -> Assignment:
+        """Another node for a platform whose node was lost."""
+        nodes = [info for name, info in self.infos.items() if name not in lost]
+        return make_plan([platform], nodes, self.preferences).assignments[0]
 
     def _pack(self, workdir: Path) -> dict[Platform, PackedContext]:
         """Pack each distinct context once, however many platforms build from it."""
@@ -160,6 +175,7 @@ class Build:
                     self.progress,
                     o.jobs or len(plan.assignments),
                     cancel,
+                    self._reassign,
                 )
             except KeyboardInterrupt as interrupt:
                 with _no_interrupts():
@@ -170,7 +186,7 @@ class Build:
                 self._clean(outcomes, keep_built=o.keep_failed)
             raise _failure_message(outcomes)
         reports = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
-        image_list = self._merge(reports, outcomes)
+        image_list, reports = self._merge(reports, outcomes)
         data = metadata(o.tags, reports, image_list)
         self._write_outputs(reports, image_list, data)
         self.progress.summary(reports)
@@ -184,17 +200,29 @@ class Build:
         if not keep_built:
             _remove_built(outcomes, self.builders)
 
-    def _merge(self, reports: Sequence[BuildReport], outcomes: Sequence[Outcome]) -> ListInfo | None:
-        if not self.options.tags:
-            self.progress.note("no -t given: the images are left untagged and no list is made")
-            return None
+    def _merge(
+        self, reports: tuple[BuildReport, ...], outcomes: Sequence[Outcome]
+    ) -> tuple[ListInfo | None, tuple[BuildReport, ...]]:
+        """Bring the images home and make the list; the reports then name the images as they are here."""
+        lists = LocalListBuilder(self.local, self.builders)
         try:
             with _no_interrupts():
-                return LocalListBuilder(self.local, self.builders).build(self.options.tags, reports)
+                home = tuple(lists.bring_home(r) for r in reports)
+                image_list = None
+                if self.options.tags:
+                    image_list = lists.build(self.options.tags, home)
+                else:
+                    self.progress.note("no -t given: the images are left untagged and no list is made")
         except ImgfrontError:
             if not self.options.keep_failed:
                 _remove_built(outcomes, self.builders)
             raise
+        if self.options.cleanup:
+            remote = [r for r in reports if r.node != self.local.name]
+            for report in remote:
+                with contextlib.suppress(ImgfrontError):
+                    self.builders[report.node].remove_image(report.image_id, force=True)
+        return image_list, home
 
     def _write_outputs(
         self, reports: Sequence[BuildReport], image_list: ListInfo | None, data: dict[str, object]

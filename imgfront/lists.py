@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from imgfront.engines.base import BuildReport, ImageBuilder, ListInfo, ListInstance
+from imgfront.errors import EngineError
 
 
 class LocalListBuilder:
@@ -14,12 +16,19 @@ class LocalListBuilder:
         self.local = local
         self.builders = builders
 
-    def bring_home(self, report: BuildReport) -> str:
-        """The local id of a report's image; streamed over from its node unless already here."""
-        if report.node == self.local.name or self.local.inspect_image(report.image_id) is not None:
-            return report.image_id
-        return self.local.import_image(self.builders[report.node].export_image(report.image_id))
+    def bring_home(self, report: BuildReport) -> BuildReport:
+        """The report as the image is here: streamed over from its node unless local storage has it already."""
+        if report.node == self.local.name:
+            return report
+        here = self.local.inspect_image(report.image_id)
+        if here is None:
+            self.local.import_image(self.builders[report.node].export_image(report.image_id))
+            here = self.local.inspect_image(report.image_id)
+            if here is None:
+                raise EngineError(f"{report.platform}@{report.node}: the image did not arrive in local storage")
+        return replace(report, digest=here.digest)
 
     def build(self, names: Sequence[str], reports: Sequence[BuildReport]) -> ListInfo:
-        instances = [ListInstance(self.bring_home(r), r.platform) for r in reports]
+        """Make the list from reports whose images are already home (see bring_home)."""
+        instances = [ListInstance(r.image_id, r.platform) for r in reports]
         return self.local.commit_list(names, instances)
