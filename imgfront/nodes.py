@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from imgfront.emulation.probe import probe_node
-from imgfront.engines import AUTOMATIC_ARGS
+from imgfront.engines import connect
 from imgfront.engines.base import ImageBuilder, NodeInfo
 from imgfront.engines.connections import Connection, system_connections
-from imgfront.engines.podman import PodmanBuilder
-from imgfront.engines.tunnel import CONNECT_TIMEOUT, SshTunnel
+from imgfront.engines.tunnel import CONNECT_TIMEOUT
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.plan import Preference
 from imgfront.platforms import Platform
@@ -103,17 +102,8 @@ def unique_names(specs: Sequence[NodeSpec]) -> list[NodeSpec]:
 
 
 def open_node(spec: NodeSpec, stack: contextlib.ExitStack, timeout: float = CONNECT_TIMEOUT) -> ImageBuilder:
-    """Connect to a node; an ssh node gets a tunnel of imgfront's own, closed with the stack."""
-    conn = spec.connection
-    if conn.uri.startswith(("ssh://", "http+ssh://")):
-        tunnel = SshTunnel(spec.name, conn.uri, conn.identity, timeout)
-        uri = tunnel.open()
-        stack.callback(tunnel.close)
-        conn = Connection(spec.name, uri, source=conn.source)
-    local = conn.uri.startswith("unix://") and not conn.is_machine and spec.connection.uri == conn.uri
-    builder = PodmanBuilder(conn, local=local, automatic_args=AUTOMATIC_ARGS)
-    stack.callback(builder.close)
-    return builder
+    """Connect to a node; it is closed with the stack."""
+    return connect(spec.connection, stack, timeout)
 
 
 def open_nodes(

@@ -11,6 +11,7 @@ from imgfront.engines.base import ImageBuilder
 from imgfront.engines.connections import Connection, local_candidates
 from imgfront.engines.podman import PodmanBuilder
 from imgfront.engines.service import PrivateService
+from imgfront.engines.tunnel import CONNECT_TIMEOUT, SshTunnel
 from imgfront.errors import EngineError
 
 # Build arguments imgfront sets on every build, as BuildKit does, so a Containerfile behaves alike everywhere.
@@ -43,23 +44,34 @@ def _socket_missing(conn: Connection) -> bool:
         return True
 
 
+def connect(conn: Connection, stack: contextlib.ExitStack, timeout: float = CONNECT_TIMEOUT) -> PodmanBuilder:
+    """A builder for a podman service; over ssh through a tunnel of imgfront's own. Both close with the stack."""
+    local = _on_this_host(conn)
+    if conn.uri.startswith(("ssh://", "http+ssh://")):
+        tunnel = SshTunnel(conn.name, conn.uri, conn.identity, timeout)
+        stack.callback(tunnel.close)
+        conn = Connection(conn.name, tunnel.open(), source=conn.source)
+    builder = PodmanBuilder(conn, local=local, automatic_args=AUTOMATIC_ARGS)
+    stack.callback(builder.close)
+    return builder
+
+
 @contextlib.contextmanager
 def open_local(env: Mapping[str, str] = os.environ) -> Iterator[PodmanBuilder]:
     """The local podman: CONTAINER_HOST, the default sockets, the default connection, else a private service."""
     for conn in local_candidates(env):
         if _socket_missing(conn) and conn.source != "CONTAINER_HOST":
             continue
-        try:
-            builder = PodmanBuilder(conn, local=_on_this_host(conn), automatic_args=AUTOMATIC_ARGS)
-        except EngineError as e:
-            if conn.source == "CONTAINER_HOST":
-                raise EngineError(e.message, hint="unset CONTAINER_HOST to let imgfront start its own service") from e
-            continue
-        try:
+        with contextlib.ExitStack() as stack:
+            try:
+                builder = connect(conn, stack)
+            except EngineError as e:
+                if conn.source == "CONTAINER_HOST":
+                    hint = "unset CONTAINER_HOST to let imgfront start its own service"
+                    raise EngineError(e.message, hint=e.hint or hint) from e
+                continue
             yield builder
-        finally:
-            builder.close()
-        return
+            return
     service = PrivateService()
     try:
         uri = service.start()
