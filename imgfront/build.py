@@ -204,7 +204,7 @@ class Build:
         self, reports: tuple[BuildReport, ...], outcomes: Sequence[Outcome]
     ) -> tuple[ListInfo | None, tuple[BuildReport, ...]]:
         """Bring the images home and make the list; the reports then name the images as they are here."""
-        lists = LocalListBuilder(self.local, self.builders)
+        lists = LocalListBuilder(self.local, self.builders, self.progress.note)
         try:
             with _no_interrupts():
                 home = tuple(lists.bring_home(r) for r in reports)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from imgfront.engines.base import BuildReport, ImageBuilder, ListInfo, ListInstance
@@ -12,20 +13,36 @@ from imgfront.errors import EngineError
 class LocalListBuilder:
     """Makes the list in the local engine's storage, bringing images built elsewhere home first."""
 
-    def __init__(self, local: ImageBuilder, builders: Mapping[str, ImageBuilder]) -> None:
+    def __init__(
+        self, local: ImageBuilder, builders: Mapping[str, ImageBuilder], note: Callable[[str], None] = print
+    ) -> None:
         self.local = local
         self.builders = builders
+        self.note = note
 
     def bring_home(self, report: BuildReport) -> BuildReport:
         """The report as the image is here: streamed over from its node unless local storage has it already."""
         if report.node == self.local.name:
             return report
+        where = f"{report.platform}@{report.node}"
+        here = self.local.inspect_image(report.image_id)
+        if here is not None:
+            self.note(f"{where}: image {report.image_id[:12]} already in local storage, not transferred")
+            return replace(report, digest=here.digest)
+        moved = 0
+
+        def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+            nonlocal moved
+            for chunk in chunks:
+                moved += len(chunk)
+                yield chunk
+
+        start = time.monotonic()
+        self.local.import_image(counted(self.builders[report.node].export_image(report.image_id)))
         here = self.local.inspect_image(report.image_id)
         if here is None:
-            self.local.import_image(self.builders[report.node].export_image(report.image_id))
-            here = self.local.inspect_image(report.image_id)
-            if here is None:
-                raise EngineError(f"{report.platform}@{report.node}: the image did not arrive in local storage")
+            raise EngineError(f"{where}: the image did not arrive in local storage")
+        self.note(f"{where}: brought home, {moved / 1e6:.1f} MB in {time.monotonic() - start:.1f} s")
         return replace(report, digest=here.digest)
 
     def build(self, names: Sequence[str], reports: Sequence[BuildReport]) -> ListInfo:
