@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -216,6 +215,9 @@ class Build:
         except ImgfrontError:
             if not self.options.keep_failed:
                 _remove_built(outcomes, self.builders)
+                for image_id in lists.imported:
+                    with contextlib.suppress(ImgfrontError):
+                        self.local.remove_image(image_id, force=True)
             raise
         if self.options.cleanup:
             remote = [r for r in reports if r.node != self.local.name]
@@ -239,15 +241,3 @@ def unbuildable_hint(error: UnbuildablePlatforms) -> UnbuildablePlatforms:
     from imgfront.emulation.qemu import fix_command
 
     return UnbuildablePlatforms(error.platforms, hint=f"run: {fix_command(error.platforms)}")
-
-
-def env_build_arg(item: str) -> tuple[str, str]:
-    """K=V, or K alone to take the value from the environment, as podman does."""
-    key, sep, value = item.partition("=")
-    if not key:
-        raise UsageError(f"invalid build argument {item!r}", hint="write it as KEY=VALUE")
-    if not sep:
-        if key not in os.environ:
-            raise UsageError(f"build argument {key} has no value and is not set in the environment")
-        value = os.environ[key]
-    return key, value

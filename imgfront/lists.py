@@ -19,6 +19,7 @@ class LocalListBuilder:
         self.local = local
         self.builders = builders
         self.note = note
+        self.imported: list[str] = []  # what bring_home put into local storage, to remove if the list fails
 
     def bring_home(self, report: BuildReport) -> BuildReport:
         """The report as the image is here: streamed over from its node unless local storage has it already."""
@@ -39,6 +40,7 @@ class LocalListBuilder:
 
         start = time.monotonic()
         self.local.import_image(counted(self.builders[report.node].export_image(report.image_id)))
+        self.imported.append(report.image_id)
         here = self.local.inspect_image(report.image_id)
         if here is None:
             raise EngineError(f"{where}: the image did not arrive in local storage")
