@@ -537,3 +537,257 @@ def run_imgfront() -> RunImgfront:
         )
 
     return run
+
+
+# --- docker and a registry -----------------------------------------------------------------------
+#
+# - ``dockerd`` (session) -> Dockerd: a real ``dockerd`` on a private unix socket, its data root, exec
+#   root and its own containerd's state under the session's tmp dir, with ``.url`` (``unix://...``),
+#   ``.socket``, ``.pid``, ``.data_root``, ``.env`` (DOCKER_HOST=url), ``.get(path)`` (a raw API request)
+#   and ``.client()`` (a ``docker.APIClient`` on it, to inspect results). It also listens with TLS on
+#   ``.tls_url`` (``tcp://127.0.0.1:PORT``, client certificates required); ``.tls_env`` holds
+#   DOCKER_TLS_VERIFY and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) for it. It cannot pull; build test
+#   images FROM scratch (``make_context``'s busybox binaries), beginning each scratch stage with COPY.
+# - ``registry`` (session) -> Registry: Debian's ``docker-registry`` on 127.0.0.1 with filesystem storage
+#   in tmp and htpasswd auth, with ``.url`` (``127.0.0.1:PORT``), ``.user``, ``.password``, ``.pid`` and
+#   ``.get(path, auth=True)``.
+
+DOCKERD_START_TIMEOUT = 60.0
+DOCKERD_STOP_TIMEOUT = 40.0  # dockerd gives running containers 15 s before it kills them
+
+
+@dataclass(frozen=True)
+class Dockerd:
+    """A private Docker engine; it starts a containerd of its own, whose state lives under exec_root."""
+
+    socket: Path
+    url: str
+    pid: int
+    data_root: Path
+    exec_root: Path
+    env: dict[str, str] = field(hash=False)  # os.environ without DOCKER_* settings, plus DOCKER_HOST=url
+    tls_url: str = ""  # tcp://127.0.0.1:PORT, TLS with client certificates
+    tls_env: dict[str, str] = field(default_factory=dict, hash=False)  # DOCKER_TLS_VERIFY, DOCKER_CERT_PATH
+
+    def get(self, url_path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        """A raw GET against the engine, e.g. get("/v1.41/info")."""
+        return unix_http_get(self.socket, url_path, timeout)
+
+    def client(self) -> object:
+        """A docker.APIClient on this engine (typed loosely: the SDK has no types); close it when done."""
+        import docker
+
+        return docker.APIClient(base_url=self.url, version="1.41", timeout=120)
+
+
+def _wait_for_dockerd(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
+    deadline = time.monotonic() + DOCKERD_START_TIMEOUT
+    last_error = "socket not created"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"dockerd exited {proc.returncode} while starting:\n{log.read_text()[-4000:]}", pytrace=False)
+        try:
+            status, _, body = unix_http_get(sock, "/_ping", timeout=2.0)
+            if status == 200:
+                return
+            last_error = f"/_ping answered {status}: {body[:200]!r}"
+        except OSError as exc:
+            last_error = str(exc)
+        time.sleep(0.1)
+    pytest.fail(
+        f"dockerd did not answer /_ping within {DOCKERD_START_TIMEOUT:.0f} s ({last_error}):\n"
+        f"{log.read_text()[-4000:]}",
+        pytrace=False,
+    )
+
+
+def _make_certificates(directory: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, named as DOCKER_CERT_PATH wants them."""
+    directory.mkdir()
+
+    def openssl(*args: str) -> None:
+        run = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            pytest.fail(f"openssl {' '.join(args)} failed: {run.stderr}", pytrace=False)
+
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *curve, "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca")
+    for name, usage, subject in (("server", "serverAuth", "127.0.0.1"), ("client", "clientAuth", "client")):
+        (directory / f"{name}.ext").write_text(f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n")
+        openssl("req", *curve, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", "-subj", f"/CN={subject}")
+        sign = ["-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext"]
+        openssl("x509", "-req", "-in", f"{name}.csr", "-out", f"{name}-cert.pem", *sign)
+    (directory / "client-key.pem").rename(directory / "key.pem")
+    (directory / "client-cert.pem").rename(directory / "cert.pem")
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+    """A real dockerd on a private socket and data root under the session's tmp dir, removed at the end.
+
+    overlay2 works on this kind of host without --storage-driver; dockerd 20.10 starts its own containerd
+    when none is named, keeping that containerd's state under the exec root. An empty --config-file keeps
+    the host's /etc/docker/daemon.json out.
+    """
+    _require_root("dockerd")
+    binary = shutil.which("dockerd")
+    if binary is None:
+        pytest.fail(f"dockerd is not installed (package docker.io): {SETUP_HINT}", pytrace=False)
+    base = tmp_path_factory.mktemp("dockerd")
+    sock, pidfile, config, log = base / "docker.sock", base / "docker.pid", base / "daemon.json", base / "dockerd.log"
+    data_root, exec_root, certs = base / "data", base / "exec", base / "certs"
+    config.write_text("{}\n")
+    if shutil.which("openssl") is None:
+        pytest.fail(f"openssl is not installed: {SETUP_HINT}", pytrace=False)
+    _make_certificates(certs)
+    tls_port = _free_port()
+    command = [
+        binary,
+        "--config-file",
+        os.fspath(config),
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+        "--host",
+        f"unix://{sock}",
+        "--data-root",
+        os.fspath(data_root),
+        "--exec-root",
+        os.fspath(exec_root),
+        "--pidfile",
+        os.fspath(pidfile),
+        "--default-ulimit",
+        "nofile=1024:1024",
+        # TLS applies to TCP listeners only; the unix socket stays as it is.
+        "--host",
+        f"tcp://127.0.0.1:{tls_port}",
+        "--tlsverify",
+        "--tlscacert",
+        os.fspath(certs / "ca.pem"),
+        "--tlscert",
+        os.fspath(certs / "server-cert.pem"),
+        "--tlskey",
+        os.fspath(certs / "server-key.pem"),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_dockerd(proc, sock, log)
+        yield Dockerd(
+            socket=sock,
+            url=f"unix://{sock}",
+            pid=proc.pid,
+            data_root=data_root,
+            exec_root=exec_root,
+            env={**env, "DOCKER_HOST": f"unix://{sock}"},
+            tls_url=f"tcp://127.0.0.1:{tls_port}",
+            tls_env={"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": os.fspath(certs)},
+        )
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(DOCKERD_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for point in _mounts_under(base):
+            subprocess.run(["umount", "--lazy", os.fspath(point)], check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+REGISTRY_START_TIMEOUT = 20.0
+
+REGISTRY_CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+  secret: {secret}
+auth:
+  htpasswd:
+    realm: imgfront-test
+    path: {htpasswd}
+"""
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A real registry on loopback, without TLS, that lets in one user."""
+
+    url: str  # host:port, as image references name it
+    user: str
+    password: str
+    pid: int
+    root: Path  # its storage
+
+    def get(self, url_path: str, auth: bool = True, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        """GET url_path (e.g. "/v2/"), with the user's basic credentials unless auth is False."""
+        import base64
+
+        host, _, port = self.url.rpartition(":")
+        headers = {"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"}
+        if auth:
+            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            conn.request("GET", url_path, headers=headers)
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Debian's docker-registry on 127.0.0.1 and a free port, htpasswd auth, storage in tmp; stopped by PID."""
+    import secrets
+
+    binary, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
+    if binary is None or htpasswd is None:
+        missing = "docker-registry (package docker-registry)" if binary is None else "htpasswd (package apache2-utils)"
+        pytest.fail(f"{missing} is not installed: {SETUP_HINT}", pytrace=False)
+    base = tmp_path_factory.mktemp("registry")
+    user, password = "imgfront", secrets.token_urlsafe(18)
+    made = subprocess.run([htpasswd, "-Bbn", user, password], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.fail(f"htpasswd failed: {made.stderr}", pytrace=False)
+    (base / "htpasswd").write_text(made.stdout)
+    port = _free_port()
+    config = base / "config.yml"
+    config.write_text(
+        REGISTRY_CONFIG.format(
+            root=base / "storage", port=port, secret=secrets.token_hex(16), htpasswd=base / "htpasswd"
+        )
+    )
+    log = base / "registry.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [binary, "serve", os.fspath(config)], stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    server = Registry(url=f"127.0.0.1:{port}", user=user, password=password, pid=proc.pid, root=base / "storage")
+    try:
+        deadline = time.monotonic() + REGISTRY_START_TIMEOUT
+        while True:
+            try:
+                if server.get("/v2/", auth=False, timeout=2.0)[0] == 401:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"docker-registry did not start:\n{log.read_text()[-4000:]}", pytrace=False)
+            time.sleep(0.05)
+        yield server
+    finally:
+        _stop(proc)
+        shutil.rmtree(base, ignore_errors=True)

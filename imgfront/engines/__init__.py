@@ -9,6 +9,7 @@ from pathlib import Path
 
 from imgfront.engines.base import ImageBuilder
 from imgfront.engines.connections import Connection, local_candidates
+from imgfront.engines.docker import DockerBuilder
 from imgfront.engines.podman import PodmanBuilder
 from imgfront.engines.service import PrivateService
 from imgfront.engines.tunnel import CONNECT_TIMEOUT, SshTunnel
@@ -28,7 +29,7 @@ AUTOMATIC_ARGS = frozenset(
     }
 )
 
-ENGINES: dict[str, type[ImageBuilder]] = {"podman": PodmanBuilder}
+ENGINES: dict[str, type[ImageBuilder]] = {"podman": PodmanBuilder, "docker": DockerBuilder}
 
 
 def _on_this_host(conn: Connection) -> bool:

@@ -1,0 +1,578 @@
+"""The Docker adapter: a Docker engine (20.10 or newer) reached with the Docker SDK's low-level client.
+
+Docker differs from podman in three ways that show here. Its image store keeps one platform per tag, so
+per-platform results stay untagged and are told apart by id. The SDK's builder is the legacy one, which
+neither sets TARGETARCH and friends (imgfront passes them as build arguments) nor looks at the platform
+when it takes a step from its cache. And the store cannot hold manifest lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import docker
+import docker.constants
+import docker.errors
+import docker.utils
+import requests
+import urllib3.exceptions
+
+from imgfront.engines.base import (
+    BuildEvents,
+    BuildReport,
+    BuildRequest,
+    Cancellation,
+    ImageBuilder,
+    ImageInfo,
+    ListInfo,
+    ListInstance,
+    NodeInfo,
+)
+from imgfront.engines.connections import Connection
+from imgfront.engines.tunnel import SshTunnel
+from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.platforms import Platform
+
+MIN_SERVER = (20, 10)
+MIN_API = (1, 41)  # Docker 20.10's
+CONNECT_TIMEOUT = 10.0
+LOG_TAIL = 20
+CLEANUP_PASSES = 5
+UPLOAD_CHUNK = 1 << 20
+DEFAULT_SOCKET = "/var/run/docker.sock"
+PREFIX = "docker+"
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
+_UNCONSUMED = re.compile(r"One or more build-args \[(.*)\] were not consumed")
+_IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+# Said for every step of a build for another platform, although the platform was asked for.
+_HOST_PLATFORM_WARNING = "no specific platform was requested"
+_PLATFORM_CLASH = "does not match the specified platform"
+
+CLASH_HINT = (
+    "Docker 20.10's legacy builder stamps a FROM scratch stage's opening metadata step (ARG, ENV, LABEL, "
+    "WORKDIR...) with the host's platform: begin such a stage with COPY or ADD (see docs/docker.md), or build "
+    "this platform on a podman node"
+)
+WRONG_PLATFORM_HINT = (
+    "Docker keeps one platform per tag and builds on a base it holds for another platform as it is: give that "
+    "node the base for this platform, or build the platform on a podman node; a FROM scratch stage must begin "
+    "with COPY or ADD (see docs/docker.md)"
+)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def new_enough(version: str, api_version: str) -> bool:
+    """Docker 20.10 or newer; by its API version (1.41) when the version is no Docker release number."""
+    if re.match(r"^\d+\.\d+", version) and _version(version)[0] >= 17:  # Docker's YY.MM releases
+        return _version(version)[:2] >= MIN_SERVER
+    return _version(api_version)[:2] >= MIN_API
+
+
+def bare_id(image_id: str) -> str:
+    """Docker's `sha256:<hex>` as podman's bare hex, the form imgfront's reports carry."""
+    return image_id.removeprefix("sha256:")
+
+
+class _Cancelled(Exception):
+    """Raised inside the upload to abort the request when the build is cancelled."""
+
+
+class BuildLog:
+    """Turns the legacy builder's stream pieces into lines: steps, containers it ran, and log lines.
+
+    The builder sends `Step 1/3 : FROM x` and its newline as separate pieces; warnings about imgfront's own
+    build arguments, and the one about the host's platform that every emulated step repeats, are dropped.
+    """
+
+    def __init__(self, events: BuildEvents, automatic_args: frozenset[str]) -> None:
+        self.events = events
+        self.automatic_args = automatic_args
+        self.tail: deque[str] = deque(maxlen=LOG_TAIL)
+        self.containers: set[str] = set()
+        self._pending = ""
+
+    def feed(self, text: str) -> None:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._line(line)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, ""
+        self._line(pending)
+
+    def _line(self, line: str) -> None:
+        line = line.rstrip("\r")
+        if not line.strip() or _HOST_PLATFORM_WARNING in line:
+            return
+        unconsumed = _UNCONSUMED.search(line)
+        if unconsumed and set(unconsumed[1].split()) <= self.automatic_args:
+            return
+        running = _RUNNING_IN.match(line)
+        if running:
+            self.containers.add(running[1])
+        step = _STEP.match(line)
+        if step:
+            self.events.step(int(step[1]), int(step[2]), step[3])
+        self.tail.append(line)
+        self.events.log(line)
+
+
+class _PlatformClash(PlatformBuildError):
+    """Docker took an image of another platform, from its platform-blind cache or a scratch stage's first step."""
+
+
+class DockerBuilder(ImageBuilder):
+    """One Docker engine at `unix:///path`, `ssh://[user@]host[:port][/socket]` or `tcp://host:port`.
+
+    A `docker+` prefix on the URI is allowed. TCP uses TLS as the Docker CLI does, from DOCKER_TLS_VERIFY and
+    DOCKER_CERT_PATH; ssh goes through imgfront's own tunnel to the engine's socket (default
+    /var/run/docker.sock), so only sshd is needed on the host. `local` says the engine runs on this host, so
+    this host's binfmt handlers give its emulated platforms.
+    """
+
+    driver = "docker"
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        local: bool = False,
+        automatic_args: frozenset[str] = frozenset(),
+        env: Mapping[str, str] | None = None,
+        timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.name = connection.name
+        self.connection = connection
+        self.uri = connection.uri.removeprefix(PREFIX)
+        self.local = local
+        self._automatic_args = automatic_args
+        self._info: NodeInfo | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.local()
+        self._containers_before: set[str] | None = None
+        self._leftovers: set[str] = set()
+        self._tunnel: SshTunnel | None = None
+        try:
+            base_url, tls = self._endpoint(env, timeout)
+            self.server_version, self.api_version = self._probe(base_url, tls, timeout)
+            version = min(self.api_version, docker.constants.DEFAULT_DOCKER_API_VERSION, key=_version)
+            self.client: Any = self._client(base_url, tls, version, None)
+            self._quick: Any = self._client(base_url, tls, version, timeout)
+        except BaseException:
+            self._close_tunnel()
+            raise
+        self.client.hooks["response"].append(self._capture)
+
+    # -- connecting -------------------------------------------------------------------------------
+
+    def _endpoint(self, env: Mapping[str, str] | None, timeout: float) -> tuple[str, Any]:
+        parts = urlsplit(self.uri)
+        if parts.scheme == "unix":
+            return self.uri, False
+        if parts.scheme == "tcp":
+            if not parts.hostname:
+                raise EngineError(f"{self.name}: {self.uri} names no host")
+            # As the SDK and the CLI do: TLS when DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set.
+            return self.uri, docker.utils.kwargs_from_env(environment=env).get("tls", False)
+        if parts.scheme == "ssh":
+            if not parts.hostname:
+                raise EngineError(f"{self.name}: {self.uri} names no host")
+            remote = f"ssh://{parts.netloc}{parts.path or DEFAULT_SOCKET}"
+            self._tunnel = SshTunnel(self.name, remote, self.connection.identity, timeout)
+            return self._tunnel.open(), False
+        raise EngineError(
+            f"{self.name}: {self.uri} is no Docker engine address",
+            hint="use docker+unix:///path/docker.sock, docker+ssh://[user@]host or docker+tcp://host:2376",
+        )
+
+    def _client(self, base_url: str, tls: Any, version: str, timeout: float | None) -> Any:
+        try:
+            client = docker.APIClient(base_url=base_url, version=version, timeout=timeout, tls=tls)
+        except (docker.errors.DockerException, ValueError) as e:
+            raise EngineError(f"{self.name}: cannot use {self.uri}: {e}") from e
+        if isinstance(client.verify, str):
+            client.merge_environment_settings = _keeping_verify(client.merge_environment_settings, client.verify)
+        return client
+
+    def _probe(self, base_url: str, tls: Any, timeout: float) -> tuple[str, str]:
+        """Ask the server (not the SDK) its version, and refuse what is not Docker 20.10 or newer."""
+        probe = self._client(base_url, tls, ".".join(map(str, MIN_API)), timeout)
+        try:
+            data = probe.version(api_version=False)
+        except (requests.RequestException, docker.errors.DockerException, OSError) as e:
+            raise EngineError(f"{self.name}: no Docker engine answers at {self.uri} ({e})") from e
+        finally:
+            probe.close()
+        components = {str(c.get("Name")) for c in data.get("Components") or []}
+        if "Podman Engine" in components:
+            raise EngineError(
+                f"{self.name}: {self.uri} is a podman service, not a Docker engine",
+                hint="name it without the docker+ prefix, so that imgfront uses its podman adapter",
+            )
+        version, api = str(data.get("Version", "")), str(data.get("ApiVersion", ""))
+        if not new_enough(version, api):
+            raise EngineError(
+                f"{self.name}: Docker {version} (API {api}) at {self.uri} is too old; "
+                "imgfront needs Docker 20.10 or newer",
+                hint="upgrade Docker on that host",
+            )
+        return version, api
+
+    def status(self) -> None:
+        try:
+            self._quick.ping()
+        except (requests.RequestException, docker.errors.DockerException) as e:
+            raise EngineError(f"{self.name}: Docker engine at {self.uri} does not answer: {e}") from e
+
+    def info(self) -> NodeInfo:
+        if self._info is None:
+            data = self._call(self._quick.info, "info")
+            os_name, arch = str(data.get("OSType") or "linux"), str(data.get("Architecture") or "")
+            try:
+                native = Platform.make(os_name, arch)
+            except UsageError as e:
+                raise EngineError(f"{self.name}: the engine runs {os_name}/{arch}, which imgfront cannot build") from e
+            emulated: tuple[Platform, ...] = ()
+            if self.local:
+                from imgfront.emulation.qemu import emulated_platforms
+
+                emulated = tuple(sorted(p for p in emulated_platforms() if p != native))
+            self._info = NodeInfo(
+                name=self.name,
+                driver=self.driver,
+                server_version=self.server_version,
+                api_version=self.api_version,
+                native=(native,),
+                emulated=emulated,
+                rootless=any("rootless" in str(o) for o in data.get("SecurityOptions") or []),
+                storage_driver=str(data.get("Driver", "")),
+                address=self.uri,
+            )
+        return self._info
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
+        """Build one platform, untagged; a step Docker took from its cache for another platform means a rebuild.
+
+        The legacy builder's cache ignores platforms: a FROM scratch stage built for amd64 is taken for
+        arm64 as it is. A build that meets such an image, or ends with one, is built again without the cache.
+        """
+        where = f"{request.platform}@{self.name}"
+        start = time.monotonic()
+        self._remember_containers()
+        no_cache = request.no_cache
+        while True:
+            try:
+                image_id = self._build_once(request, events, cancel, no_cache, where)
+            except _PlatformClash as clash:
+                if no_cache:
+                    raise PlatformBuildError(clash.message, clash.log_tail, hint=CLASH_HINT) from None
+                events.log("imgfront: Docker's cache holds another platform's steps; building again without it")
+                no_cache = True
+                continue
+            image = self.inspect_image(image_id)
+            if image is None:
+                raise PlatformBuildError(f"{where}: built image {image_id[:12]} is missing")
+            if cancel.cancelled:
+                self.remove_image(image_id)
+                raise PlatformBuildError(f"{where}: cancelled")
+            if request.platform.matches_image(image.os, image.architecture, image.variant):
+                break
+            got = "/".join(p for p in (image.os, image.architecture, image.variant) if p)
+            if not no_cache:
+                events.log(f"imgfront: Docker's cache gave an image for {got}; building again without it")
+                no_cache = True
+                continue
+            self.remove_image(image_id)
+            raise PlatformBuildError(
+                f"{where}: Docker built an image for {got}, not {request.platform}", hint=WRONG_PLATFORM_HINT
+            )
+        return BuildReport(
+            image_id=image_id,
+            digest=image.digest,
+            platform=request.platform,
+            node=self.name,
+            seconds=time.monotonic() - start,
+        )
+
+    def _build_once(
+        self, request: BuildRequest, events: BuildEvents, cancel: Cancellation, no_cache: bool, where: str
+    ) -> str:
+        log = BuildLog(events, self._automatic_args)
+        image_id: str | None = None
+        succeeded = False
+        self._thread.capture, self._thread.response = True, None
+        try:
+            stream = self.client.build(
+                fileobj=_upload(request.context.tar, cancel),
+                custom_context=True,
+                dockerfile=request.context.containerfile,
+                platform=str(request.platform),
+                buildargs=dict(request.build_args),
+                labels=dict(request.labels) or None,
+                target=request.target or None,
+                nocache=no_cache,
+                pull=request.pull in ("always", "newer"),  # the legacy builder pulls a missing base anyway
+                rm=True,
+                forcerm=True,  # a failed step's container goes too
+                decode=True,
+            )
+        except (_Cancelled, requests.RequestException, docker.errors.DockerException, OSError) as e:
+            if cancel.cancelled:
+                raise PlatformBuildError(f"{where}: cancelled") from e
+            if isinstance(e, requests.ConnectionError):
+                raise NodeLost(f"{where}: could not start the build: {e}") from e
+            raise PlatformBuildError(f"{where}: could not start the build: {e}") from e
+        finally:
+            self._thread.capture = False
+            response: requests.Response | None = self._thread.response
+            self._thread.response = None
+        forget = cancel.on_cancel(lambda: _shut_down(response)) if response is not None else _nothing
+        try:
+            for message in stream:
+                if not isinstance(message, dict):
+                    continue
+                if message.get("error"):
+                    log.flush()
+                    text = f"{where}: {str(message['error']).strip()}"
+                    raise (_PlatformClash if _PLATFORM_CLASH in text else PlatformBuildError)(text, tuple(log.tail))
+                aux = message.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = bare_id(str(aux["ID"]))  # every stage reports one; the last is the image
+                if "stream" in message:
+                    log.feed(str(message["stream"]))
+                elif message.get("status") and not message.get("progressDetail"):
+                    log.feed(" ".join(str(message[k]) for k in ("id", "status") if message.get(k)) + "\n")
+            log.flush()
+            succeeded = image_id is not None and not cancel.cancelled
+        except docker.errors.APIError as e:
+            if cancel.cancelled:
+                raise PlatformBuildError(f"{where}: cancelled", tuple(log.tail)) from e
+            raise PlatformBuildError(f"{where}: the engine refused the build: {e.explanation or e}") from e
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+            if cancel.cancelled:
+                raise PlatformBuildError(f"{where}: cancelled", tuple(log.tail)) from e
+            raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(log.tail)) from e
+        finally:
+            forget()
+            if response is not None:
+                response.close()
+            if not succeeded:
+                with self._lock:
+                    self._leftovers |= log.containers
+        if cancel.cancelled:
+            raise PlatformBuildError(f"{where}: cancelled", tuple(log.tail))
+        if image_id is None:
+            raise PlatformBuildError(f"{where}: the build ended without an image", tuple(log.tail))
+        return image_id
+
+    def _capture(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        """A requests hook: keep the build's response, on the thread that asked, so a cancel can shut it down."""
+        if getattr(self._thread, "capture", False):
+            self._thread.response = response
+
+    # -- what cancelled builds leave behind -------------------------------------------------------
+
+    def _container_ids(self) -> set[str]:
+        return {str(c["Id"]) for c in self._call(lambda: self._quick.containers(all=True, quiet=True), "containers")}
+
+    def _remember_containers(self) -> None:
+        with self._lock:
+            if self._containers_before is None:
+                self._containers_before = self._container_ids()
+
+    def clean_cancelled(self) -> None:
+        """Remove the containers of this builder's failed or cancelled builds that are still there.
+
+        When a build's client goes away, Docker kills its running step and removes the step's containers
+        itself, a moment later; what it leaves are the untagged images of the steps done, which stay as
+        cache. Only containers this builder's builds reported (` ---> Running in ID`) are touched, never
+        one that existed before its first build.
+        """
+        with self._lock:
+            candidates, self._leftovers = self._leftovers, set()
+            before = self._containers_before or set()
+        for attempt in range(CLEANUP_PASSES):
+            left = [c for c in (self._full_container_id(short) for short in candidates) if c and c not in before]
+            if not left:
+                return
+            if attempt > 0:  # the first pass gives Docker's own removal its moment
+                for container in left:
+                    try:
+                        self.client.remove_container(container, force=True)
+                    except docker.errors.NotFound:
+                        pass
+                    except docker.errors.APIError as e:
+                        if e.status_code != 409:  # 409: Docker is removing it already
+                            raise EngineError(f"{self.name}: removing build container {container[:12]}: {e}") from e
+            time.sleep(0.5 * (attempt + 1))
+
+    def _full_container_id(self, short: str) -> str | None:
+        try:
+            return str(self._quick.inspect_container(short)["Id"])
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise EngineError(f"{self.name}: inspecting build container {short}: {e}") from e
+
+    # -- images -----------------------------------------------------------------------------------
+
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        try:
+            data = self._quick.inspect_image(ref)
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise EngineError(f"{self.name}: inspecting {ref}: {e}") from e
+        digests = data.get("RepoDigests") or []
+        return ImageInfo(
+            id=bare_id(str(data.get("Id", ""))),
+            digest=str(digests[0]).partition("@")[2] if digests else "",  # none until the image is pushed
+            os=str(data.get("Os", "")),
+            architecture=str(data.get("Architecture", "")),
+            variant=data.get("Variant") or None,
+            labels=dict((data.get("Config") or {}).get("Labels") or {}),
+        )
+
+    def export_image(self, image_id: str) -> Iterator[bytes]:
+        """`GET /images/{id}/get`: a docker-archive, streamed."""
+        try:
+            yield from self.client.get_image(image_id, chunk_size=UPLOAD_CHUNK)
+        except (docker.errors.APIError, requests.RequestException, urllib3.exceptions.HTTPError) as e:
+            raise EngineError(f"{self.name}: export of {image_id[:12]} failed: {e}") from e
+
+    def import_image(self, chunks: Iterator[bytes]) -> str:
+        """`POST /images/load`, streamed; the id of the (first) image loaded, as bare hex."""
+        try:
+            messages = [m for m in self.client.load_image(chunks, quiet=True) if isinstance(m, dict)]
+        except (docker.errors.APIError, requests.RequestException, urllib3.exceptions.HTTPError) as e:
+            raise EngineError(f"{self.name}: import failed: {e}") from e
+        for message in messages:
+            if message.get("error"):
+                raise EngineError(f"{self.name}: import failed: {str(message['error']).strip()}")
+        for message in messages:
+            text = str(message.get("stream", "")).strip()
+            if text.startswith("Loaded image ID:"):
+                return bare_id(text.partition(":")[2].strip())
+            if text.startswith("Loaded image:"):
+                image = self.inspect_image(text.partition(":")[2].strip())
+                if image is not None:
+                    return image.id
+        raise EngineError(f"{self.name}: import loaded no image")
+
+    def remove_image(self, ref: str, force: bool = False) -> None:
+        """Remove an image; one that is gone already is no error.
+
+        Asked for by id, an image is left when Docker holds it under a name (imgfront never names its
+        per-platform images, so a cache hit gave a user's), or when other images are built on it (a cache hit
+        gave a step of another build; it goes with them).
+        """
+        if _IMAGE_ID.match(ref):
+            tags = self._tags(ref)
+            if tags is None or tags:
+                return
+        try:
+            self.client.remove_image(ref, force=force)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            if not (e.status_code == 409 and "dependent child images" in str(e.explanation)):
+                raise EngineError(f"{self.name}: removing {ref[:19]} failed: {e.explanation or e}") from e
+        except requests.RequestException as e:
+            raise EngineError(f"{self.name}: removing {ref[:19]} failed: {e}") from e
+
+    def _tags(self, image_id: str) -> list[str] | None:
+        try:
+            return list(self._quick.inspect_image(image_id).get("RepoTags") or [])
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise EngineError(f"{self.name}: inspecting {image_id[:19]}: {e}") from e
+
+    def prune(self) -> None:
+        self._call(self.client.prune_images, "prune")
+
+    # -- manifest lists ---------------------------------------------------------------------------
+
+    def inspect_list(self, name: str) -> ListInfo | None:
+        return None  # Docker's store holds no manifest lists
+
+    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
+        raise EngineError(
+            f"{self.name}: Docker's image store cannot hold a manifest list, so {names[0] if names else 'it'} "
+            "cannot be made there",
+            hint="make podman the local engine (Docker nodes' images are brought home into its list), "
+            "or write the platforms to a file output",
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        try:
+            return fn()
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise EngineError(f"{self.name}: {what}: {e}") from e
+
+    def _close_tunnel(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
+
+    def close(self) -> None:
+        for client in (getattr(self, "client", None), getattr(self, "_quick", None)):
+            if client is not None:
+                client.close()
+        self._close_tunnel()
+
+
+def _keeping_verify(merge: Callable[..., dict[str, Any]], ca_cert: str) -> Callable[..., dict[str, Any]]:
+    """requests lets REQUESTS_CA_BUNDLE replace a session's CA; the engine's, from DOCKER_CERT_PATH, must stay."""
+
+    def merged(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**merge(*args, **kwargs), "verify": ca_cert}
+
+    return merged
+
+
+def _upload(tar: Path, cancel: Cancellation) -> Iterator[bytes]:
+    """The context, read as it is sent; a cancel aborts the request, so Docker never builds half a context."""
+    with tar.open("rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK):
+            if cancel.cancelled:
+                raise _Cancelled
+            yield chunk
+
+
+def _shut_down(response: requests.Response) -> None:
+    """Wake the reader blocked on the build stream: shut its socket down, which also ends the build server-side."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        # Not response.close(): closing it under the reader's feet breaks http.client; the reader closes it.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    else:
+        response.close()
+
+
+def _nothing() -> None:
+    pass
+
+
+__all__ = ["CLASH_HINT", "WRONG_PLATFORM_HINT", "BuildLog", "DockerBuilder", "bare_id", "new_enough"]

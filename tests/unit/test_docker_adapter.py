@@ -1,0 +1,201 @@
+"""The Docker adapter's checks of the server, and how it reads the legacy builder's stream.
+
+No Docker older than 20.10 can run here, so `MockOldDocker` stands in for one: a unix-socket HTTP server
+that answers /_ping, /version and /info as a given engine would, and nothing else. It also plays a podman
+service's Docker-compatible API and a current Docker, for the checks that need no real engine.
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imgfront.engines import ENGINES
+from imgfront.engines.base import ListInstance
+from imgfront.engines.connections import Connection
+from imgfront.engines.docker import BuildLog, DockerBuilder, bare_id, new_enough
+from imgfront.errors import EngineError
+from imgfront.platforms import Platform
+
+DOCKER_19 = {"Version": "19.03.15", "ApiVersion": "1.40", "Components": [{"Name": "Engine", "Version": "19.03.15"}]}
+DOCKER_20 = {"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "Components": [{"Name": "Engine"}]}
+PODMAN = {"Version": "4.3.1", "ApiVersion": "1.41", "Components": [{"Name": "Podman Engine", "Version": "4.3.1"}]}
+ARM_INFO = {
+    "Architecture": "aarch64",
+    "OSType": "linux",
+    "Driver": "overlay2",
+    "SecurityOptions": ["name=seccomp,profile=default", "name=rootless"],
+}
+
+
+def _handler(version: dict[str, Any], info: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if path.endswith("/_ping"):
+                self._answer(b"OK", "text/plain")
+            elif path.endswith("/version"):
+                self._answer(json.dumps(version).encode(), "application/json")
+            elif path.endswith("/info"):
+                self._answer(json.dumps(info).encode(), "application/json")
+            else:
+                self.send_error(404)
+
+        def _answer(self, body: bytes, content_type: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Api-Version", str(version["ApiVersion"]))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def address_string(self) -> str:
+            return "unix"
+
+    return Handler
+
+
+class MockOldDocker(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+Serve = Callable[..., str]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """Start a mock engine answering `version` (and `info`); returns its unix:// URI."""
+    servers: list[MockOldDocker] = []
+
+    def start(version: dict[str, Any], info: dict[str, Any] | None = None) -> str:
+        sock = tmp_path / f"engine{len(servers)}.sock"
+        server = MockOldDocker(str(sock), _handler(version, info or {}))
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return f"unix://{sock}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_docker_older_than_20_10_is_refused_clearly(serve: Serve) -> None:
+    with pytest.raises(EngineError) as info:
+        DockerBuilder(Connection("old", "docker+" + serve(DOCKER_19)))
+    assert "Docker 19.03.15 (API 1.40)" in info.value.message
+    assert "too old; imgfront needs Docker 20.10 or newer" in info.value.message
+
+
+def test_a_podman_service_is_told_apart_from_docker(serve: Serve) -> None:
+    with pytest.raises(EngineError) as info:
+        DockerBuilder(Connection("pod", serve(PODMAN)))
+    assert "is a podman service, not a Docker engine" in info.value.message
+    assert info.value.hint is not None and "without the docker+ prefix" in info.value.hint
+
+
+def test_nothing_listening_is_an_engine_error(tmp_path: Path) -> None:
+    with pytest.raises(EngineError) as info:
+        DockerBuilder(Connection("gone", f"docker+unix://{tmp_path}/none.sock"))
+    assert "no Docker engine answers" in info.value.message
+
+
+def test_an_address_docker_cannot_be_reached_at_is_an_engine_error() -> None:
+    with pytest.raises(EngineError) as info:
+        DockerBuilder(Connection("odd", "docker+http://example.invalid"))
+    assert "is no Docker engine address" in info.value.message
+
+
+def test_remote_engine_reports_its_platform_and_no_emulation_it_cannot_know(serve: Serve) -> None:
+    with DockerBuilder(Connection("arm", serve(DOCKER_20, ARM_INFO))) as node:
+        info = node.info()
+    assert info.driver == "docker" and info.server_version == "20.10.24+dfsg1" and info.api_version == "1.41"
+    assert info.native == (Platform.parse("linux/arm64"),)
+    assert info.emulated == ()  # the farm probes a remote node for these
+    assert info.rootless and info.storage_driver == "overlay2"
+
+
+def test_docker_holds_no_manifest_lists(serve: Serve) -> None:
+    with DockerBuilder(Connection("d", serve(DOCKER_20, ARM_INFO))) as node:
+        assert node.inspect_list("localhost/web:1") is None
+        with pytest.raises(EngineError) as info:
+            node.commit_list(["localhost/web:1"], [ListInstance("0" * 64, Platform.parse("linux/arm64"))])
+    assert "cannot hold a manifest list" in info.value.message
+    assert info.value.hint is not None and "podman" in info.value.hint
+
+
+def test_docker_is_a_registered_engine() -> None:
+    assert ENGINES["docker"] is DockerBuilder
+    assert DockerBuilder.driver == "docker"
+
+
+@pytest.mark.parametrize(
+    ("version", "api", "expected"),
+    [
+        ("20.10.24+dfsg1", "1.41", True),
+        ("28.2.2", "1.50", True),
+        ("19.03.15", "1.40", False),
+        ("1.13.1", "1.26", False),
+        ("master-dockerproject-2024-01-01", "1.45", True),
+        ("dev", "1.40", False),
+    ],
+)
+def test_new_enough(version: str, api: str, expected: bool) -> None:
+    assert new_enough(version, api) is expected
+
+
+def test_ids_are_bare_hex_as_in_podman_reports() -> None:
+    assert bare_id("sha256:" + "ab" * 32) == "ab" * 32
+    assert bare_id("ab" * 32) == "ab" * 32
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, int, str]] = []
+        self.lines: list[str] = []
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self.steps.append((number, total, text))
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def test_build_log_reads_steps_split_across_pieces_and_drops_its_own_noise() -> None:
+    events = Recorder()
+    log = BuildLog(events, frozenset({"TARGETOS", "BUILDARCH"}))
+    for piece in (
+        "Step 1/3 : FROM scratch",
+        "\n",
+        " ---> \nStep 2/3 : RUN echo hi\n",
+        " ---> [Warning] The requested image's platform (linux/arm64) does not match the detected host platform "
+        "(linux/amd64) and no specific platform was requested\n",
+        " ---> Running in 0123456789ab\n",
+        "hi\n[Warning] One or more build-args [BUILDARCH TARGETOS] were not consumed\n",
+        "[Warning] One or more build-args [MINE] were not consumed\n",
+        "Successfully built 0123456789ab",
+    ):
+        log.feed(piece)
+    log.flush()
+    assert events.steps == [(1, 3, "FROM scratch"), (2, 3, "RUN echo hi")]
+    assert events.lines == [
+        "Step 1/3 : FROM scratch",
+        " ---> ",
+        "Step 2/3 : RUN echo hi",
+        " ---> Running in 0123456789ab",
+        "hi",
+        "[Warning] One or more build-args [MINE] were not consumed",
+        "Successfully built 0123456789ab",
+    ]
+    assert log.containers == {"0123456789ab"}
+    assert list(log.tail) == events.lines
