@@ -19,7 +19,7 @@ from imgfront.errors import ImgfrontError, UsageError
 from imgfront.plan import Preference
 from imgfront.platforms import Platform
 
-SCHEMES = ("unix", "ssh", "tcp")
+SCHEMES = ("unix", "ssh", "tcp", "docker+unix", "docker+ssh", "docker+tcp")
 _PARAMS = ("name", "weight", "priority", "identity")
 
 
@@ -32,7 +32,7 @@ class NodeSpec:
 
 def _short_name(uri: str) -> str:
     parts = urlsplit(uri)
-    if parts.scheme == "unix":
+    if parts.scheme.endswith("unix"):
         return parts.path
     return parts.netloc
 
@@ -62,10 +62,14 @@ def parse_node(text: str, env: Mapping[str, str] = os.environ, identity: str | N
     if "://" in spec:
         scheme = spec.split("://", 1)[0]
         if scheme not in SCHEMES:
-            raise UsageError(f"invalid node {text!r}: unknown scheme {scheme!r}", hint="use unix://, ssh:// or tcp://")
+            raise UsageError(
+                f"invalid node {text!r}: unknown scheme {scheme!r}",
+                hint="podman: unix://, ssh://, tcp://; Docker: docker+unix://, docker+ssh://, docker+tcp://",
+            )
         parts = urlsplit(spec)
-        if (scheme == "unix" and not parts.path) or (scheme != "unix" and not parts.hostname):
-            raise UsageError(f"invalid node {text!r}: no {'path' if scheme == 'unix' else 'host'}")
+        on_socket = scheme.endswith("unix")
+        if (on_socket and not parts.path) or (not on_socket and not parts.hostname):
+            raise UsageError(f"invalid node {text!r}: no {'path' if on_socket else 'host'}")
         name = params["name"][-1] if "name" in params else _short_name(spec)
         return NodeSpec(name, Connection(name, spec, key, source="--node"), preference)
     connections = {c.name: c for c in system_connections(env)[0]}

@@ -45,8 +45,15 @@ def _socket_missing(conn: Connection) -> bool:
         return True
 
 
-def connect(conn: Connection, stack: contextlib.ExitStack, timeout: float = CONNECT_TIMEOUT) -> PodmanBuilder:
-    """A builder for a podman service; over ssh through a tunnel of imgfront's own. Both close with the stack."""
+def connect(conn: Connection, stack: contextlib.ExitStack, timeout: float = CONNECT_TIMEOUT) -> ImageBuilder:
+    """A builder for a podman service or (`docker+` URIs) a Docker engine; over ssh through a tunnel of
+    imgfront's own. Everything it opens closes with the stack."""
+    if conn.uri.startswith("docker+"):
+        docker = DockerBuilder(
+            conn, local=conn.uri.startswith("docker+unix://"), automatic_args=AUTOMATIC_ARGS, timeout=timeout
+        )
+        stack.callback(docker.close)
+        return docker
     local = _on_this_host(conn)
     if conn.uri.startswith(("ssh://", "http+ssh://")):
         tunnel = SshTunnel(conn.name, conn.uri, conn.identity, timeout)
@@ -66,6 +73,7 @@ def open_local(env: Mapping[str, str] = os.environ) -> Iterator[PodmanBuilder]:
         with contextlib.ExitStack() as stack:
             try:
                 builder = connect(conn, stack)
+                assert isinstance(builder, PodmanBuilder)
             except EngineError as e:
                 if conn.source == "CONTAINER_HOST":
                     hint = "unset CONTAINER_HOST to let imgfront start its own service"

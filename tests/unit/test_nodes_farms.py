@@ -94,3 +94,11 @@ def test_farm_of_unknown_connection_or_duplicate_name_is_refused(env: dict[str, 
         create_farm("legacy", ["n1"], env)
     with pytest.raises(UsageError, match="no farm named 'x'"):
         get_farm("x", env)
+
+
+def test_docker_node_specs_are_recognised(env: dict[str, str]) -> None:
+    spec = parse_node("docker+unix:///var/run/docker.sock?name=d", env)
+    assert (spec.name, spec.connection.uri) == ("d", "docker+unix:///var/run/docker.sock")
+    assert parse_node("docker+ssh://me@builder", env).name == "me@builder"
+    with pytest.raises(UsageError, match="no host"):
+        parse_node("docker+tcp://", env)
