@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from imgfront.errors import EngineError
 from imgfront.platforms import Platform
 
 
@@ -184,6 +185,28 @@ class ImageBuilder(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # Pipelines use these; an engine without them cannot build pipelines, but still builds Containerfiles.
+
+    def resolve_base(self, ref: str, platform: Platform, pull: str = "missing") -> str:
+        """The digest of the image `ref` names for `platform`, pulled first when `pull` says so.
+
+        A local manifest list gives its instance for the platform; a local image counts only when it is
+        for that platform; otherwise the image is pulled for the platform (not with pull "never").
+        """
+        raise EngineError(f"{self.name}: the {self.driver} engine cannot resolve base images for pipelines")
+
+    def tag_image(self, image_id: str, name: str) -> None:
+        """Give an image one more name."""
+        raise EngineError(f"{self.name}: the {self.driver} engine cannot tag images")
+
+    def list_images(self, name: str) -> tuple[ImageInfo, ...] | None:
+        """The images of the manifest list `name` in local storage (digests as the list names them).
+
+        None when local storage holds no list by that name; a registry is never asked. Instances the list
+        names but local storage lacks are left out.
+        """
+        raise EngineError(f"{self.name}: the {self.driver} engine cannot inspect manifest lists")
 
     def __enter__(self) -> ImageBuilder:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ from imgfront.engines.base import (
 )
 from imgfront.engines.connections import Connection
 from imgfront.engines.service import PrivateService
-from imgfront.errors import EngineError, PlatformBuildError
+from imgfront.errors import EngineError, PlatformBuildError, UsageError
 from imgfront.platforms import Platform, host_platform
 
 MIN_SERVER = (4, 3, 0)
@@ -317,7 +318,95 @@ class PodmanBuilder(ImageBuilder):
         response = self.client.api.post(f"/images/{_q(image_id)}/tag", params={"repo": repo, "tag": tag})
         _raise(response, f"{self.name}: tagging {name}")
 
+    def tag_image(self, image_id: str, name: str) -> None:
+        self.tag(image_id, name)
+
+    # -- base images for pipelines ----------------------------------------------------------------
+
+    def resolve_base(self, ref: str, platform: Platform, pull: str = "missing") -> str:
+        """Local storage first (a list's instance, or an image for the platform), else a pull for the platform.
+
+        A list gives its instance's manifest digest. An image gives its id, the digest of its config: podman
+        reports the list's digest as the `Digest` of an image pulled through a list, the same for every
+        platform. Only a pull asks a registry: the manifest inspect API would go to one for a name not held
+        locally.
+        """
+        where = f"{self.name}: base image {ref} for {platform}"
+        if pull in ("always", "newer"):
+            return self._pull(ref, platform, pull, where)
+        if self._exists(f"/manifests/{_q(ref)}/exists"):
+            data = self._json("get", f"/manifests/{_q(ref)}/json")
+            for entry in data.get("manifests") or []:
+                spec = entry.get("platform") or {}
+                if platform.matches_image(spec.get("os"), spec.get("architecture"), spec.get("variant")):
+                    return str(entry["digest"])
+            # Pulling now would move the name off the local list.
+            raise UsageError(
+                f"{where}: the local list {ref} has no image for {platform}",
+                hint=f"add one (podman manifest add {ref} ...) or build for the platforms it has",
+            )
+        image = self.inspect_image(ref)
+        if image is not None and platform.matches_image(image.os, image.architecture, image.variant):
+            return _config_digest(image)
+        if pull == "never":
+            found = f"local storage has it only for {_platform_text(image)}" if image else "it is not in local storage"
+            raise UsageError(f"{where}: {found}, and the pull policy is never", hint="pull it, or drop --pull never")
+        return self._pull(ref, platform, "missing", where)
+
+    def _pull(self, ref: str, platform: Platform, policy: str, where: str) -> str:
+        spec = platform.to_oci()
+        params: dict[str, Any] = {
+            "reference": ref,
+            "policy": policy,
+            "quiet": True,
+            "OS": spec["os"],
+            "Arch": spec["architecture"],
+        }
+        if "variant" in spec:
+            params["Variant"] = spec["variant"]
+        try:
+            response = self.client.api.post("/images/pull", params=params, stream=True)
+        except (requests.RequestException, PodmanError) as e:
+            raise EngineError(f"{where}: pull failed: {e}") from e
+        image_id, errors = "", []
+        try:
+            if response.status_code >= 400:
+                raise EngineError(f"{where}: pull failed: {_error_text(response)}")
+            for message in _messages(response):
+                if message.get("error"):
+                    errors.append(str(message["error"]).strip())
+                image_id = str(message.get("id") or image_id)
+        finally:
+            response.close()
+        image = self.inspect_image(image_id) if image_id and not errors else None
+        if image is None:
+            raise EngineError(f"{where}: pull failed: {errors[-1] if errors else 'no image arrived'}")
+        if not platform.matches_image(image.os, image.architecture, image.variant):
+            raise EngineError(f"{where}: the registry has it only for {_platform_text(image)}")
+        return _config_digest(image)
+
+    def _exists(self, path: str) -> bool:
+        try:
+            return bool(self.client.api.get(path).status_code == 204)
+        except (requests.RequestException, PodmanError) as e:
+            raise EngineError(f"{self.name}: {e}") from e
+
     # -- manifest lists ---------------------------------------------------------------------------
+
+    def list_images(self, name: str) -> tuple[ImageInfo, ...] | None:
+        """A local list's instances, each inspected by `repo@digest` (podman 4.3 cannot list images)."""
+        if not self._exists(f"/manifests/{_q(name)}/exists"):
+            return None
+        data = self._json("get", f"/manifests/{_q(name)}/json")
+        if "manifests" not in data:
+            return None
+        repository = _repository(name)
+        found = []
+        for entry in data["manifests"]:
+            image = self.inspect_image(f"{repository}@{entry['digest']}")
+            if image is not None:
+                found.append(dataclasses.replace(image, digest=str(entry["digest"])))
+        return tuple(found)
 
     def inspect_list(self, name: str) -> ListInfo | None:
         response = self.client.api.get(f"/manifests/{_q(name)}/json")
@@ -437,6 +526,21 @@ def _error_text(response: APIResponse) -> str:
         return str(body.get("message") or body.get("cause") or body)
     except ValueError:
         return str(response.text).strip()
+
+
+def _repository(name: str) -> str:
+    """`localhost/web` of `localhost/web:1` or `localhost/web@sha256:...`; a registry's port is kept."""
+    name = name.partition("@")[0]
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.partition(':')[0]}" if head else last.partition(":")[0]
+
+
+def _config_digest(image: ImageInfo) -> str:
+    return image.id if image.id.startswith("sha256:") else f"sha256:{image.id}"
+
+
+def _platform_text(image: ImageInfo | None) -> str:
+    return "/".join(p for p in (image.os, image.architecture, image.variant) if p) if image else "nothing"
 
 
 def _raise(response: APIResponse, what: str) -> None:
