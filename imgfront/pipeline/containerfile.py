@@ -45,7 +45,12 @@ def run(statements: str | Sequence[str], *, mounts: Sequence[str] = (), shell: S
 
 
 def cache_mount(target: str, cache_id: str) -> str:
-    return f"--mount=type=cache,id={cache_id},target={target},sharing=locked"
+    """A cache mount shared between builds; apt, dnf and apk lock their caches themselves.
+
+    Not `sharing=locked`: podman 4.3's service never releases that lock, so the next build on the same
+    service to run the step would wait forever.
+    """
+    return f"--mount=type=cache,id={cache_id},target={target},sharing=shared"
 
 
 def copy(

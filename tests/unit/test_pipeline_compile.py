@@ -61,9 +61,9 @@ def test_the_hello_pipeline_compiles_to_a_readable_containerfile(hello: Resolved
             "",
             "FROM docker.io/library/debian:bookworm AS build",
             f"# org.imgfront.apt {apt}",
-            "RUN --mount=type=cache,id=imgfront-apt-linux_amd64,target=/tmp/imgfront-cache/apt,sharing=locked \\",
+            "RUN --mount=type=cache,id=imgfront-apt-linux_amd64,target=/tmp/imgfront-cache/apt,sharing=shared \\",
             "    --mount=type=cache,id=imgfront-apt-lists-linux_amd64,target=/tmp/imgfront-cache/apt-lists,"
-            "sharing=locked \\",
+            "sharing=shared \\",
             f"    {APT} update && \\",
             f"    DEBIAN_FRONTEND=noninteractive {APT} -o APT::Keep-Downloaded-Packages=true"
             " install -y --no-install-recommends gcc libc6-dev",

@@ -231,9 +231,9 @@ def test_generated_shell_is_valid_sh(tmp_path: Path, name: str, options: dict[st
 def test_apt_installs_with_cache_mounts_per_platform(tmp_path: Path) -> None:
     apt = "apt-get -o Dir::Cache=/tmp/imgfront-cache/apt -o Dir::State::Lists=/tmp/imgfront-cache/apt-lists"
     assert lines("apt", {"packages": ["gcc", "libc6-dev"]}, tmp_path) == [
-        "RUN --mount=type=cache,id=imgfront-apt-linux_amd64,target=/tmp/imgfront-cache/apt,sharing=locked \\\n"
+        "RUN --mount=type=cache,id=imgfront-apt-linux_amd64,target=/tmp/imgfront-cache/apt,sharing=shared \\\n"
         "    --mount=type=cache,id=imgfront-apt-lists-linux_amd64,target=/tmp/imgfront-cache/apt-lists,"
-        "sharing=locked \\\n"
+        "sharing=shared \\\n"
         f"    {apt} update && \\\n"
         f"    DEBIAN_FRONTEND=noninteractive {apt} -o APT::Keep-Downloaded-Packages=true"
         " install -y --no-install-recommends gcc libc6-dev"
