@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
 
 from imgfront import __version__
 from imgfront.errors import ImgfrontError, Interrupted, UsageError
-from imgfront.platforms import host_platform, parse_platforms
+from imgfront.platforms import Platform, host_platform, parse_platforms
+
+if TYPE_CHECKING:
+    from imgfront.engines.base import ImageBuilder
+    from imgfront.pipeline import Pipeline
 
 app = typer.Typer(
     add_completion=False,
@@ -67,8 +72,17 @@ def _build_args(items: list[str] | None) -> dict[str, str]:
 
 @app.command()
 def build(
-    context: Annotated[Path, typer.Argument(help="The build context directory.")] = Path("."),
+    context: Annotated[
+        Path | None, typer.Argument(help="The build context directory; default '.', none with -p.")
+    ] = None,
     file: Annotated[Path | None, typer.Option("-f", "--file", help="The Containerfile.")] = None,
+    pipeline_file: Annotated[
+        Path | None, typer.Option("-p", "--pipeline", help="Build this pipeline file instead of a Containerfile.")
+    ] = None,
+    checkpoint: Annotated[
+        list[str] | None,
+        typer.Option("--checkpoint", help="With -p: keep this stage (id, type or *) as an image; repeatable."),
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option("-t", "--tag", help="Name of the manifest list; repeatable.")] = None,
     platform: Annotated[
         list[str] | None,
@@ -104,7 +118,7 @@ def build(
         typer.Option("--keep-failed", help="Keep the images that did build when another platform fails."),
     ] = False,
 ) -> None:
-    """Build CONTEXT once per platform, in parallel, and merge the results into the list named by -t."""
+    """Build CONTEXT, or the pipeline -p names, once per platform in parallel; merge the results into -t's list."""
     from imgfront.build import Build, BuildOptions, unbuildable_hint
     from imgfront.engines import open_local
     from imgfront.plan import UnbuildablePlatforms
@@ -114,10 +128,28 @@ def build(
     pull_policy = pull or "missing"
     if pull_policy not in ("always", "missing", "never", "newer"):
         raise UsageError(f"invalid pull policy {pull_policy!r}", hint="use always, missing, never or newer")
+    platforms = parse_platforms(platform or [])
+    tags = list(tag or [])
+    pipeline = None
+    if pipeline_file is not None:
+        from imgfront.pipeline import load
+        from imgfront.pipeline.build import default_tag
+
+        for given, name in ((context, "a build context"), (file, "-f/--file"), (target, "--target")):
+            if given is not None:
+                raise UsageError(
+                    f"-p/--pipeline cannot be combined with {name}",
+                    hint="the pipeline compiles its own; to build part of it, imgfront compile it and use podman build",
+                )
+        pipeline = load(pipeline_file)
+        platforms = platforms or pipeline.platforms
+        tags = tags or [t for t in (default_tag(pipeline),) if t]
+    elif checkpoint:
+        raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
     options = BuildOptions(
-        context=context,
-        platforms=parse_platforms(platform or []) or (host_platform(),),
-        tags=tuple(str(parse_reference(t)) for t in tag or []),
+        context=context or Path("."),
+        platforms=platforms or (host_platform(),),
+        tags=tuple(str(parse_reference(t)) for t in tags),
         file=file,
         build_args=_build_args(build_arg),
         labels=_pairs(label, "label"),
@@ -132,9 +164,74 @@ def build(
     )
     with open_local() as local, make_progress(progress) as shown:
         try:
-            Build(options, local, [local], shown).run()
+            if pipeline is not None:
+                from imgfront.pipeline.build import PipelineBuild
+
+                PipelineBuild(pipeline, options, local, shown, checkpoints=checkpoint or ()).run()
+            else:
+                Build(options, local, [local], shown).run()
         except UnbuildablePlatforms as e:
             raise unbuildable_hint(e) from None
+
+
+def _pipeline_engine(pipeline: Pipeline) -> contextlib.AbstractContextManager[ImageBuilder | None]:
+    """The local engine, opened only when the pipeline has base images to resolve (scratch needs none)."""
+    from imgfront.pipeline.build import base_images
+
+    if not base_images(pipeline):
+        return contextlib.nullcontext()
+    from imgfront.engines import open_local
+
+    return open_local()
+
+
+def _one_platform(value: str | None, pipeline: Pipeline) -> Platform:
+    from imgfront.pipeline.build import default_platform
+
+    return Platform.parse(value) if value else default_platform(pipeline)
+
+
+@app.command("compile")
+def compile_command(
+    file: Annotated[Path, typer.Argument(help="The pipeline file.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="The folder to write; default ./<name>-<platform>.")
+    ] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", help="One platform; default this host's, else the pipeline's first."),
+    ] = None,
+) -> None:
+    """Compile a pipeline into a Containerfile and its context, which plain `podman build DIR` builds."""
+    from imgfront.pipeline import load
+    from imgfront.pipeline.build import compile_to, default_compile_dir
+
+    pipeline = load(file)
+    target = _one_platform(platform, pipeline)
+    with _pipeline_engine(pipeline) as engine:
+        compiled = compile_to(pipeline, engine, target, output or default_compile_dir(pipeline, target))
+    print(compiled.directory)
+
+
+@app.command("inspect")
+def inspect_command(
+    file: Annotated[Path, typer.Argument(help="The pipeline file.")],
+    platform: Annotated[
+        str | None,
+        typer.Option("--platform", help="The platform whose ids to show; default as for compile."),
+    ] = None,
+) -> None:
+    """Print the pipeline as JSON with the base digests and every id filled in."""
+    import json
+
+    from imgfront.pipeline import inspect, load
+    from imgfront.pipeline.build import resolve
+
+    pipeline = load(file)
+    target = _one_platform(platform, pipeline)
+    with _pipeline_engine(pipeline) as engine:
+        resolved = resolve(pipeline, engine, target)
+    print(json.dumps(inspect(resolved), indent=2))
 
 
 @emulation_app.command("status")
