@@ -6,6 +6,7 @@
 #   make test-fast   unit tests only (-m 'not slow'); needs just the venv
 #   make lint        ruff check, ruff format --check, mypy
 #   make bench       time imgfront against podman build --manifest; appends to bench/RESULTS.md
+#   make debian-base the Debian bookworm base list for amd64 and arm64 (examples/hello-static)
 #
 # As a non-root user on an unprepared host, setup (and so demo and test) prints what to install
 # and stops.
@@ -60,6 +61,12 @@ base-image: setup
 	    set -x; \
 	    $(IMGFRONT) build --platform $(PLATFORMS) -t $(BASE_IMAGE) containerfiles/busybox; \
 	fi
+
+# localhost/imgfront/debian:bookworm for amd64 and arm64 (examples/hello-static builds on it): mmdebstrap,
+# with the root file systems cached in /var/cache/imgfront/debian, then podman import and a local list.
+.PHONY: debian-base
+debian-base: setup
+	scripts/debian-base.sh
 
 # The reference workload's context (tests and benchmarks build containerfiles/reference).
 reference-context: setup
