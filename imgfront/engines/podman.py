@@ -35,7 +35,7 @@ from imgfront.engines.base import (
 )
 from imgfront.engines.connections import Connection
 from imgfront.engines.service import PrivateService
-from imgfront.errors import EngineError, PlatformBuildError, UsageError
+from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform, host_platform
 
 MIN_SERVER = (4, 3, 0)
@@ -74,6 +74,7 @@ class PodmanBuilder(ImageBuilder):
         self._automatic_args = automatic_args
         self._info: NodeInfo | None = None
         self.service = service
+        self.idle_timeout: float | None = None  # seconds a build stream may stay silent; None: no limit
         self._lock = threading.Lock()
         self._containers_before: set[str] | None = None
         self.server_version, self.api_version = self._probe()
@@ -181,20 +182,21 @@ class PodmanBuilder(ImageBuilder):
         start = time.monotonic()
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         image_id: str | None = None
-        self._remember_containers()
         with request.context.tar.open("rb") as body:
             try:
+                self._remember_containers()
                 response = self.client.api.post(
                     "/build",
                     params=params,
                     data=body,
                     stream=True,
                     headers={"Content-Type": "application/x-tar"},
+                    timeout=(CONNECT_TIMEOUT, self.idle_timeout) if self.idle_timeout else (CONNECT_TIMEOUT, None),
                 )
-            except (requests.RequestException, PodmanError) as e:
+            except (requests.RequestException, PodmanError, EngineError) as e:
                 if cancel.cancelled:
                     raise PlatformBuildError(f"{where}: cancelled") from e
-                raise EngineError(f"{where}: could not start the build: {e}") from e
+                raise NodeLost(f"{where}: could not start the build: {e}") from e
             forget = cancel.on_cancel(lambda: _abort(response))
             try:
                 if response.status_code >= 400:
@@ -213,10 +215,16 @@ class PodmanBuilder(ImageBuilder):
                         if step:
                             events.step(int(step[1]), int(step[2]), step[3])
                         events.log(line)
+            except requests.exceptions.ConnectionError as e:
+                if cancel.cancelled:
+                    raise PlatformBuildError(f"{where}: cancelled", tuple(tail)) from e
+                if isinstance(e.__context__, TimeoutError) or "timed out" in str(e):
+                    raise NodeLost(f"{where}: no word from the build for {self.idle_timeout:.0f} s", tuple(tail)) from e
+                raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
             except (requests.RequestException, OSError, ValueError) as e:
                 if cancel.cancelled:
                     raise PlatformBuildError(f"{where}: cancelled", tuple(tail)) from e
-                raise PlatformBuildError(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
+                raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
             finally:
                 forget()
                 response.close()
@@ -288,7 +296,8 @@ class PodmanBuilder(ImageBuilder):
         )
 
     def export_image(self, image_id: str) -> Iterator[bytes]:
-        response = self.client.api.get(f"/images/{_q(image_id)}/get", params={"format": "docker-archive"}, stream=True)
+        # oci-archive keeps what docker-archive drops: annotations and the OCI media types.
+        response = self.client.api.get(f"/images/{_q(image_id)}/get", params={"format": "oci-archive"}, stream=True)
         _raise(response, f"{self.name}: export of {image_id}")
         try:
             yield from response.iter_content(chunk_size=1 << 20)
@@ -303,7 +312,7 @@ class PodmanBuilder(ImageBuilder):
         )
         _raise(response, f"{self.name}: import")
         names = response.json().get("Names") or []
-        return str(names[0]) if names else ""
+        return str(names[0]).removeprefix("sha256:") if names else ""
 
     def remove_image(self, ref: str, force: bool = False) -> None:
         response = self.client.api.delete(f"/images/{_q(ref)}", params={"force": force})
