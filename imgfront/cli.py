@@ -13,7 +13,8 @@ import click
 import typer
 
 from imgfront import __version__
-from imgfront.errors import ImgfrontError, Interrupted, UsageError
+from imgfront.errors import EngineError, ImgfrontError, Interrupted, UsageError
+from imgfront.farm_cli import farm_app
 from imgfront.platforms import Platform, host_platform, parse_platforms
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 emulation_app = typer.Typer(no_args_is_help=True, help="qemu-user-static emulation through binfmt_misc.")
 app.add_typer(emulation_app, name="emulation")
+app.add_typer(farm_app, name="farm")
 
 
 def _version(value: bool) -> None:
@@ -117,6 +119,25 @@ def build(
         bool,
         typer.Option("--keep-failed", help="Keep the images that did build when another platform fails."),
     ] = False,
+    node: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--node", help="A node: a system connection, or unix://, ssh://, tcp:// (docker+...); repeatable."
+        ),
+    ] = None,
+    farm: Annotated[str | None, typer.Option("--farm", help="Build on the nodes of this farm.")] = None,
+    local_node: Annotated[
+        bool, typer.Option("--local/--no-local", help="Whether the local engine builds too (the list is local).")
+    ] = True,
+    identity: Annotated[Path | None, typer.Option("--identity", help="ssh key for ssh nodes given as URIs.")] = None,
+    cleanup: Annotated[
+        bool, typer.Option("--cleanup", help="Remove the built images from remote nodes once they are home.")
+    ] = False,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout", min=1, help="Seconds to reach a node.")] = 15.0,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option("--idle-timeout", min=1, help="Seconds a build may stay silent before its node counts as lost."),
+    ] = None,
 ) -> None:
     """Build CONTEXT, or the pipeline -p names, once per platform in parallel; merge the results into -t's list."""
     from imgfront.build import Build, BuildOptions, unbuildable_hint
@@ -159,17 +180,38 @@ def build(
         pull=pull_policy,
         jobs=jobs,
         keep_failed=keep_failed,
+        cleanup=cleanup,
         iidfile=iidfile,
         metadata_file=metadata_file,
     )
-    with open_local() as local, make_progress(progress) as shown:
+    if pipeline is not None and (node or farm or not local_node):
+        raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
+    with open_local() as local, make_progress(progress) as shown, contextlib.ExitStack() as stack:
+        local.idle_timeout = idle_timeout
         try:
             if pipeline is not None:
                 from imgfront.pipeline.build import PipelineBuild
 
                 PipelineBuild(pipeline, options, local, shown, checkpoints=checkpoint or ()).run()
-            else:
-                Build(options, local, [local], shown).run()
+                return
+            from imgfront.nodes import node_infos, open_nodes, select_nodes, unique_names
+
+            specs = [
+                s
+                for s in select_nodes(node or [], farm, os.fspath(identity) if identity else None)
+                if s.connection.uri != local.connection.uri  # the local engine, found as a connection too
+            ]
+            named = unique_names(specs, taken=[local.name])
+            remote = open_nodes(named, stack, shown.note, connect_timeout)
+            for builder in remote:
+                if hasattr(builder, "idle_timeout"):
+                    builder.idle_timeout = idle_timeout
+            builders = [local, *remote] if local_node else remote
+            if not builders:
+                raise EngineError("no node to build on", hint="check the nodes named, or drop --no-local")
+            infos = node_infos(builders, options.platforms)
+            prefs = {s.name: s.preference for s in named}
+            Build(options, local, builders, shown, infos=infos, preferences=prefs).run()
         except UnbuildablePlatforms as e:
             raise unbuildable_hint(e) from None
 

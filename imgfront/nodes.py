@@ -81,9 +81,9 @@ def parse_node(text: str, env: Mapping[str, str] = os.environ, identity: str | N
     return NodeSpec(name, Connection(name, conn.uri, key or conn.identity, conn.is_machine, conn.source), preference)
 
 
-def unique_names(specs: Sequence[NodeSpec]) -> list[NodeSpec]:
+def unique_names(specs: Sequence[NodeSpec], taken: Iterable[str] = ()) -> list[NodeSpec]:
     """Node names label progress and plans; two nodes with one name get #2, #3."""
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = dict.fromkeys(taken, 1)
     result = []
     for spec in specs:
         count = seen.get(spec.name, 0) + 1
@@ -140,3 +140,28 @@ def with_emulation(builder: ImageBuilder, candidates: Iterable[Platform]) -> Nod
     key = f"{builder.driver}-{info.address or builder.name}"
     emulated = probe_node(builder, wanted, key) - set(info.native)
     return dataclasses.replace(info, emulated=tuple(sorted(emulated)))
+
+
+def select_nodes(
+    nodes: Sequence[str], farm: str | None, identity: str | None = None, env: Mapping[str, str] = os.environ
+) -> list[NodeSpec]:
+    """The remote nodes of a build: --node, else --farm, else the default farm, else every system connection."""
+    from imgfront.farms import get_farm, preferences
+
+    if nodes:
+        return [parse_node(n, env, identity) for n in nodes]
+    chosen = get_farm(farm, env)
+    if chosen is not None:
+        prefs = preferences(chosen.name, env)
+        return [
+            dataclasses.replace(spec, preference=prefs.get(spec.name, spec.preference))
+            for spec in (parse_node(name, env, identity) for name in chosen.connections)
+        ]
+    return [parse_node(c.name, env, identity) for c in system_connections(env)[0]]
+
+
+def node_infos(builders: Sequence[ImageBuilder], platforms: Sequence[Platform]) -> dict[str, NodeInfo]:
+    """Every node's info with its emulated platforms, probed on all nodes at once."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(builders))) as pool:
+        futures = {b.name: pool.submit(with_emulation, b, platforms) for b in builders}
+    return {name: future.result() for name, future in futures.items()}
