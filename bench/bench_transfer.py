@@ -78,7 +78,7 @@ def main() -> None:
             times: dict[str, list[float]] = {"imgfront": [], "podman save | load": []}
             for _ in range(args.rounds):
                 start = time.monotonic()
-                home.import_image(node.export_image(image))
+                home.import_image(node.export_image(image, oci=True))
                 times["imgfront"].append(time.monotonic() - start)
                 home.remove_image(image, force=True)
                 start = time.monotonic()

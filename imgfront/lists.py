@@ -39,7 +39,9 @@ class LocalListBuilder:
                 yield chunk
 
         start = time.monotonic()
-        self.local.import_image(counted(self.builders[report.node].export_image(report.image_id)))
+        # oci-archive keeps annotations; a Docker engine at home can load only a docker-archive.
+        export = self.builders[report.node].export_image(report.image_id, oci=self.local.loads_oci)
+        self.local.import_image(counted(export))
         self.imported.append(report.image_id)
         here = self.local.inspect_image(report.image_id)
         if here is None:

@@ -76,7 +76,7 @@ def run_plan(
     lock = threading.Lock()
 
     def build_somewhere(a: Assignment) -> tuple[Assignment, BuildReport]:
-        current = a
+        current, loss = a, None
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(MAX_NODE_LOSSES),
             retry=tenacity.retry_if_exception_type(NodeLost),
@@ -84,23 +84,26 @@ def run_plan(
         )
         for attempt in retrying:
             with attempt:
-                if attempt.retry_state.attempt_number > 1:
+                if loss is not None:
                     with lock:
                         dead = frozenset(lost)
-                    if reassign is None:
-                        raise NodeLost(f"{a.label}: node {current.node} was lost and no other node may take over")
                     try:
+                        if reassign is None:
+                            raise ImgfrontError("no other node may take over")
                         current = reassign(a.platform, dead)
                     except ImgfrontError as e:
-                        raise PlatformBuildError(f"{a.label}: node {current.node} was lost; {e.message}") from e
+                        reason = e.message if reassign is None else f"no other node can build {a.platform}"
+                        tail = getattr(loss, "log_tail", ())
+                        raise PlatformBuildError(f"{loss}; {reason}", tail) from loss
                     progress.note(f"{a.label}: node lost, building on {current.node} ({current.mode.value})")
                 try:
                     return current, builders[current.node].build(request_for(current), _Events(progress, a), cancel)
-                except NodeLost:
+                except NodeLost as e:
                     with lock:
                         lost.add(current.node)
                     if cancel.cancelled:
                         raise PlatformBuildError(f"{a.label}: cancelled") from None
+                    loss = e
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

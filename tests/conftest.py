@@ -279,15 +279,30 @@ def _wait_for_service(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> N
     )
 
 
+def _wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + SERVICE_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"podman system service exited {proc.returncode}:\n{log.read_text()}", pytrace=False)
+        with socketlib.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"podman system service did not listen on 127.0.0.1:{port}:\n{log.read_text()}", pytrace=False)
+
+
 @contextlib.contextmanager
-def _service_node(base: Path) -> Iterator[PodmanNode]:
-    """A private `podman system service` on storage under base, stopped by its PID and removed at the end."""
+def _service_node(base: Path, tcp_port: int | None = None) -> Iterator[PodmanNode]:
+    """A private `podman system service` on storage under base, stopped by its PID and removed at the end.
+
+    It listens on a unix socket, or on tcp://127.0.0.1:tcp_port when a port is given (then `socket` is unused).
+    """
     graphroot, runroot = base / "root", base / "runroot"
     engine_conf, storage_conf = base / "containers.conf", base / "storage.conf"
     engine_conf.write_text(PODMAN_ENGINE_CONF.format(tmp_dir=base / "tmp", network_dir=base / "networks"))
     storage_conf.write_text(PODMAN_STORAGE_CONF.format(graphroot=graphroot, runroot=runroot))
     sock = base / "podman.sock"
-    url = f"unix://{sock}"
+    url = f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix://{sock}"
 
     cli_env = {k: v for k, v in os.environ.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")}
     cli_env["CONTAINERS_CONF"] = os.fspath(engine_conf)
@@ -311,7 +326,10 @@ def _service_node(base: Path) -> Iterator[PodmanNode]:
         pid=proc.pid,
     )
     try:
-        _wait_for_service(proc, sock, log)
+        if tcp_port:
+            _wait_for_port(proc, tcp_port, log)
+        else:
+            _wait_for_service(proc, sock, log)
         yield node
     finally:
         _stop(proc)
@@ -342,15 +360,20 @@ def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode
 
 
 class StartNode(Protocol):
-    def __call__(self) -> PodmanNode: ...
+    def __call__(self, tcp: bool = False) -> PodmanNode: ...
 
 
 @pytest.fixture
 def extra_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartNode]:
-    """Start more podman services for a farm, each on storage of its own, all stopped when the test ends."""
+    """Start more podman services for a farm, each on storage of its own, all stopped when the test ends.
+
+    `extra_nodes(tcp=True)` listens on a free port of 127.0.0.1 instead of a unix socket.
+    """
     _require_podman("extra_nodes")
     with contextlib.ExitStack() as stack:
-        yield lambda: stack.enter_context(_service_node(tmp_path_factory.mktemp("node")))
+        yield lambda tcp=False: stack.enter_context(
+            _service_node(tmp_path_factory.mktemp("node"), _free_port() if tcp else None)
+        )
 
 
 # --- ssh -----------------------------------------------------------------------------------------

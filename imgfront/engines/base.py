@@ -142,6 +142,7 @@ class ImageBuilder(abc.ABC):
 
     name: str
     driver: str
+    loads_oci = False  # whether import_image takes an oci-archive as well as a docker-archive
 
     @abc.abstractmethod
     def status(self) -> None:
@@ -162,8 +163,11 @@ class ImageBuilder(abc.ABC):
     def inspect_image(self, ref: str) -> ImageInfo | None: ...
 
     @abc.abstractmethod
-    def export_image(self, image_id: str) -> Iterator[bytes]:
-        """Stream the image out as an archive (docker-archive for podman and Docker alike)."""
+    def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
+        """Stream the image out as a docker-archive, or an oci-archive (which keeps annotations) when asked and able.
+
+        Docker can load only docker-archive, so whoever receives the stream chooses.
+        """
 
     @abc.abstractmethod
     def import_image(self, chunks: Iterator[bytes]) -> str:

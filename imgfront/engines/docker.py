@@ -450,8 +450,8 @@ class DockerBuilder(ImageBuilder):
             labels=dict((data.get("Config") or {}).get("Labels") or {}),
         )
 
-    def export_image(self, image_id: str) -> Iterator[bytes]:
-        """`GET /images/{id}/get`: a docker-archive, streamed."""
+    def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
+        """`GET /images/{id}/get`: a docker-archive, streamed (Docker 20.10 writes no other format)."""
         try:
             yield from self.client.get_image(image_id, chunk_size=UPLOAD_CHUNK)
         except (docker.errors.APIError, requests.RequestException, urllib3.exceptions.HTTPError) as e:

@@ -59,6 +59,7 @@ class PodmanBuilder(ImageBuilder):
     """One podman service; `local` says whether it runs on this host, so this host's binfmt handlers apply."""
 
     driver = "podman"
+    loads_oci = True
 
     def __init__(
         self,
@@ -295,9 +296,9 @@ class PodmanBuilder(ImageBuilder):
             labels=dict(data.get("Labels") or {}),
         )
 
-    def export_image(self, image_id: str) -> Iterator[bytes]:
-        # oci-archive keeps what docker-archive drops: annotations and the OCI media types.
-        response = self.client.api.get(f"/images/{_q(image_id)}/get", params={"format": "oci-archive"}, stream=True)
+    def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
+        archive = "oci-archive" if oci else "docker-archive"
+        response = self.client.api.get(f"/images/{_q(image_id)}/get", params={"format": archive}, stream=True)
         _raise(response, f"{self.name}: export of {image_id}")
         try:
             yield from response.iter_content(chunk_size=1 << 20)

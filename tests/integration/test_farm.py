@@ -203,7 +203,7 @@ def test_lost_node_with_no_other_able_node_changes_no_list(
     os.kill(a.pid, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1
-    assert "no node can build linux/amd64" in err and "Traceback" not in err
+    assert "no other node can build linux/amd64" in err and "Traceback" not in err
     assert podman_node.podman("manifest", "inspect", "localhost/nolist:1").stdout == before
 
 
@@ -318,3 +318,47 @@ def test_farm_round_trip_through_podmans_own_files(
     assert "f " not in run_imgfront(["farm", "list"], env).stdout
     bad = run_imgfront(["farm", "create", "g", "ghost"], env)
     assert bad.returncode == 2 and "no system connection named 'ghost'" in bad.stderr
+
+
+def test_tcp_node_on_loopback_builds(podman_node, extra_nodes, make_context, run_imgfront, emulation_ready):
+    a = extra_nodes(tcp=True)
+    assert a.url.startswith("tcp://127.0.0.1:")
+    result = run_imgfront(
+        [
+            "build",
+            "--platform",
+            "linux/amd64",
+            "--no-local",
+            "--node",
+            f"{a.url}?name=t",
+            "-t",
+            "viatcp:1",
+            "--progress",
+            "plain",
+            str(make_context(BASE)),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert plan_of(result.stderr) == {"linux/amd64": "t"}
+
+
+def test_silent_build_past_the_idle_timeout_loses_its_node(podman_node, extra_nodes, make_context, run_imgfront):
+    a = extra_nodes()
+    result = run_imgfront(
+        [
+            "build",
+            "--no-local",
+            "--node",
+            f"{a.url}?name=a",
+            "--idle-timeout",
+            "2",
+            "-t",
+            "idle:1",
+            str(make_context(BASE + "RUN sleep 15\n")),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 1
+    assert "no word from the build for 2 s" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -59,7 +59,7 @@ class MislabellingEngine(ImageBuilder):
 
     def status(self) -> None: ...
     def clean_cancelled(self) -> None: ...
-    def export_image(self, image_id: str) -> Iterator[bytes]:
+    def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
         yield b""
 
     def import_image(self, chunks: Iterator[bytes]) -> str:
@@ -182,4 +182,6 @@ def test_lost_node_with_no_other_able_node_fails_the_build() -> None:
         reassign,
     )
     assert outcomes[0].error is not None
-    assert "node dying was lost; no node can build linux/amd64" in outcomes[0].error.message
+    assert outcomes[0].error.message == (
+        "linux/amd64@dying: lost the connection to the build; no other node can build linux/amd64"
+    )
