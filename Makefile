@@ -2,7 +2,7 @@
 #
 #   make setup       host packages + config (scripts/setup-host.sh, root), .venv, arm64 emulation
 #   make demo        setup, the busybox base list, then build and run examples/hello for two platforms
-#   make test        setup, then all tests (unit and slow integration; needs root)
+#   make test        setup, lint, then all tests (unit and slow integration; needs root)
 #   make test-fast   unit tests only (-m 'not slow'); needs just the venv
 #   make lint        ruff check, ruff format --check, mypy
 #   make bench       time imgfront against podman build --manifest; appends to bench/RESULTS.md
@@ -79,7 +79,7 @@ demo: setup base-image
 	@echo "--- podman run --platform linux/amd64 $(DEMO_IMAGE):"
 	@podman run --rm --platform linux/amd64 $(DEMO_IMAGE)
 
-test: setup reference-context
+test: setup reference-context lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: venv
