@@ -44,6 +44,12 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--record", action="store_true")
+    parser.add_argument(
+        "--format",
+        choices=("oci-archive", "docker-archive"),
+        default="oci-archive",
+        help="what imgfront streams (it uses oci-archive between podman nodes)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imgfront-bench-transfer-") as tmp:
         work = Path(tmp)
@@ -78,12 +84,12 @@ def main() -> None:
             times: dict[str, list[float]] = {"imgfront": [], "podman save | load": []}
             for _ in range(args.rounds):
                 start = time.monotonic()
-                home.import_image(node.export_image(image, oci=True))
+                home.import_image(node.export_image(image, oci=args.format == "oci-archive"))
                 times["imgfront"].append(time.monotonic() - start)
                 home.remove_image(image, force=True)
                 start = time.monotonic()
                 save = subprocess.Popen(
-                    ["podman", "save", "--format", "oci-archive", image], env=node_env, stdout=subprocess.PIPE
+                    ["podman", "save", "--format", args.format, image], env=node_env, stdout=subprocess.PIPE
                 )
                 subprocess.run(
                     ["podman", "load", "-q"], env=home_env, stdin=save.stdout, check=True, capture_output=True
@@ -102,7 +108,7 @@ def main() -> None:
     rates = {tool: round(args.size_mb / statistics.median(t), 1) for tool, t in times.items()}
     ratio = round(rates["imgfront"] / rates["podman save | load"], 2)
     lines = [
-        f"\n## Transfer: bringing a {args.size_mb} MiB image home, imgfront vs podman save | podman load",
+        f"\n## Transfer: bringing a {args.size_mb} MiB image home as {args.format}, imgfront vs podman save | load",
         f"{time.strftime('%Y-%m-%d')}; median of {args.rounds} rounds in one run; both through local stores.\n",
         "| tool | MiB/s |",
         "| --- | --- |",
