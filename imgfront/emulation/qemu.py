@@ -76,6 +76,11 @@ def emulated_platforms(root: Path = BINFMT_MISC, host: Platform | None = None) -
     return frozenset(s.platform for s in status(root, host) if s.platform and s.usable_in_containers and not s.native)
 
 
+def emulated_besides(native: Platform) -> tuple[Platform, ...]:
+    """What an engine on this host emulates: every usable handler's platform but the engine's own, sorted."""
+    return tuple(sorted(p for p in emulated_platforms() if p != native))
+
+
 def fix_command(platforms: Iterable[Platform]) -> str:
     """The command that makes these platforms buildable here."""
     unique = ",".join(dict.fromkeys(str(p) for p in platforms))

@@ -26,6 +26,7 @@ import docker.utils
 import requests
 import urllib3.exceptions
 
+from imgfront.emulation.qemu import emulated_besides
 from imgfront.engines.base import (
     BuildEvents,
     BuildReport,
@@ -247,11 +248,7 @@ class DockerBuilder(ImageBuilder):
                 native = Platform.make(os_name, arch)
             except UsageError as e:
                 raise EngineError(f"{self.name}: the engine runs {os_name}/{arch}, which imgfront cannot build") from e
-            emulated: tuple[Platform, ...] = ()
-            if self.local:
-                from imgfront.emulation.qemu import emulated_platforms
-
-                emulated = tuple(sorted(p for p in emulated_platforms() if p != native))
+            emulated = emulated_besides(native) if self.local else ()
             self._info = NodeInfo(
                 name=self.name,
                 driver=self.driver,

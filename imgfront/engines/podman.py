@@ -22,6 +22,7 @@ import requests
 from podman.api.client import APIResponse
 from podman.errors import APIError, PodmanError
 
+from imgfront.emulation.qemu import emulated_besides
 from imgfront.engines.base import (
     BuildEvents,
     BuildReport,
@@ -141,11 +142,7 @@ class PodmanBuilder(ImageBuilder):
                 native = Platform.make(host.get("os", "linux"), host.get("arch", "amd64"), host.get("variant") or None)
                 rootless = bool(host.get("security", {}).get("rootless"))
                 driver = str(store.get("graphDriverName", ""))
-            emulated: tuple[Platform, ...] = ()
-            if self.local:
-                from imgfront.emulation.qemu import emulated_platforms
-
-                emulated = tuple(sorted(p for p in emulated_platforms() if p != native))
+            emulated = emulated_besides(native) if self.local else ()
             self._info = NodeInfo(
                 name=self.name,
                 driver=self.driver,
