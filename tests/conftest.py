@@ -255,15 +255,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _wait_for_service(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
-    deadline = time.monotonic() + SERVICE_START_TIMEOUT
+def _wait_for_service(
+    proc: subprocess.Popen[bytes],
+    sock: Path,
+    log: Path,
+    what: str = "podman system service",
+    timeout: float = SERVICE_START_TIMEOUT,
+) -> None:
+    """Wait until a service answers /_ping on its unix socket; fail with its log if it exits or never does."""
+    deadline = time.monotonic() + timeout
     last_error = "socket not created"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(
-                f"podman system service exited {proc.returncode} while starting:\n{log.read_text()}",
-                pytrace=False,
-            )
+            pytest.fail(f"{what} exited {proc.returncode} while starting:\n{log.read_text()[-4000:]}", pytrace=False)
         try:
             status, _, body = unix_http_get(sock, "/_ping", timeout=2.0)
             if status == 200:
@@ -273,8 +277,7 @@ def _wait_for_service(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> N
             last_error = str(exc)
         time.sleep(0.1)
     pytest.fail(
-        f"podman system service did not answer /_ping within {SERVICE_START_TIMEOUT:.0f} s "
-        f"({last_error}):\n{log.read_text()}",
+        f"{what} did not answer /_ping within {timeout:.0f} s ({last_error}):\n{log.read_text()[-4000:]}",
         pytrace=False,
     )
 
@@ -603,27 +606,6 @@ class Dockerd:
         return docker.APIClient(base_url=self.url, version="1.41", timeout=120)
 
 
-def _wait_for_dockerd(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
-    deadline = time.monotonic() + DOCKERD_START_TIMEOUT
-    last_error = "socket not created"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"dockerd exited {proc.returncode} while starting:\n{log.read_text()[-4000:]}", pytrace=False)
-        try:
-            status, _, body = unix_http_get(sock, "/_ping", timeout=2.0)
-            if status == 200:
-                return
-            last_error = f"/_ping answered {status}: {body[:200]!r}"
-        except OSError as exc:
-            last_error = str(exc)
-        time.sleep(0.1)
-    pytest.fail(
-        f"dockerd did not answer /_ping within {DOCKERD_START_TIMEOUT:.0f} s ({last_error}):\n"
-        f"{log.read_text()[-4000:]}",
-        pytrace=False,
-    )
-
-
 def _make_certificates(directory: Path) -> None:
     """A CA, a server certificate for 127.0.0.1 and a client certificate, named as DOCKER_CERT_PATH wants them."""
     directory.mkdir()
@@ -696,7 +678,7 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
     with log.open("wb") as log_file:
         proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        _wait_for_dockerd(proc, sock, log)
+        _wait_for_service(proc, sock, log, what="dockerd", timeout=DOCKERD_START_TIMEOUT)
         yield Dockerd(
             socket=sock,
             url=f"unix://{sock}",

@@ -125,17 +125,34 @@ def test_node_down_at_the_start_is_left_out_with_a_warning(
     assert set(plan_of(result.stderr).values()) == {"a"}
 
 
+def build_and_kill(env: dict[str, str], args: list[str], victim, when: str) -> tuple[int, str]:
+    """Run imgfront build, SIGKILL the victim node's service once a stderr line contains `when`, and wait."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgfront", "build", "--progress", "plain", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if when in line:
+            break
+    os.kill(victim.pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, "".join(seen) + err
+
+
 def test_node_killed_mid_build_hands_its_platform_to_another(
     podman_node, extra_nodes, make_context, run_imgfront, emulation_ready
 ):
     a, b = extra_nodes(), extra_nodes()
     ctx = make_context(BASE + "RUN sleep 8\n")
-    proc = subprocess.Popen(
+    code, output = build_and_kill(
+        podman_node.env,
         [
-            sys.executable,
-            "-m",
-            "imgfront",
-            "build",
             "--platform",
             "linux/amd64,linux/arm64",
             "--no-local",
@@ -145,25 +162,12 @@ def test_node_killed_mid_build_hands_its_platform_to_another(
             f"{b.url}?name=b",
             "-t",
             "killed:1",
-            "--progress",
-            "plain",
             str(ctx),
         ],
-        env=podman_node.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        victim=a,
+        when="@a] STEP 5/5: RUN sleep 8",
     )
-    seen = []
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        seen.append(line)
-        if "@a] STEP 5/5: RUN sleep 8" in line:
-            break
-    os.kill(a.pid, signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    output = "".join(seen) + err
-    assert proc.returncode == 0, output
+    assert code == 0, output
     assert "node lost, building on b" in output
     assert runs(podman_node, "localhost/killed:1", "linux/arm64") == "aarch64"
 
@@ -174,12 +178,9 @@ def test_lost_node_with_no_other_able_node_changes_no_list(
     a = extra_nodes()
     assert run_imgfront(["build", "-t", "nolist:1", str(make_context(BASE))], podman_node.env).returncode == 0
     before = podman_node.podman("manifest", "inspect", "localhost/nolist:1").stdout
-    proc = subprocess.Popen(
+    code, output = build_and_kill(
+        podman_node.env,
         [
-            sys.executable,
-            "-m",
-            "imgfront",
-            "build",
             "--platform",
             "linux/amd64",
             "--no-local",
@@ -187,23 +188,13 @@ def test_lost_node_with_no_other_able_node_changes_no_list(
             f"{a.url}?name=a",
             "-t",
             "nolist:1",
-            "--progress",
-            "plain",
             str(make_context(BASE + "RUN sleep 8\n")),
         ],
-        env=podman_node.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        victim=a,
+        when="RUN sleep 8",
     )
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if "RUN sleep 8" in line:
-            break
-    os.kill(a.pid, signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 1
-    assert "no other node can build linux/amd64" in err and "Traceback" not in err
+    assert code == 1
+    assert "no other node can build linux/amd64" in output and "Traceback" not in output
     assert podman_node.podman("manifest", "inspect", "localhost/nolist:1").stdout == before
 
 
