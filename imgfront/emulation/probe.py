@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgfront.engines.base import BuildRequest, Cancellation, ImageBuilder, PackedContext
+from imgfront.engines.base import BuildRequest, Cancellation, ImageBuilder, PackedContext, SilentEvents
 from imgfront.errors import ImgfrontError
 from imgfront.platforms import Arch, Platform
 
@@ -128,14 +128,6 @@ def remember(node_key: str, answers: dict[str, bool]) -> None:
     os.replace(tmp, path)
 
 
-class _Quiet:
-    def step(self, number: int, total: int, text: str) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
-
-
 def probe_node(builder: ImageBuilder, candidates: Iterable[Platform], node_key: str) -> frozenset[Platform]:
     """The platforms among `candidates` that `builder` can run, by a probe build each (cached per node)."""
     known = cached(node_key)
@@ -151,7 +143,7 @@ def probe_node(builder: ImageBuilder, candidates: Iterable[Platform], node_key: 
             tar.write_bytes(probe_context(platform))
             request = BuildRequest(PackedContext(tar, "Containerfile", tar.stat().st_size), platform, pull="never")
             try:
-                report = builder.build(request, _Quiet(), Cancellation())
+                report = builder.build(request, SilentEvents(), Cancellation())
             except ImgfrontError:
                 answers[str(platform)] = False
                 continue

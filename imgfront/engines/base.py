@@ -102,6 +102,16 @@ class BuildEvents(Protocol):
     def log(self, line: str) -> None: ...
 
 
+class SilentEvents:
+    """Build events that go nowhere: for builds whose log nobody reads (probes, checkpoint replays)."""
+
+    def step(self, number: int, total: int, text: str) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
 class Cancellation:
     """A cancel signal that also closes whatever a blocked build is reading from."""
 

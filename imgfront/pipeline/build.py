@@ -27,6 +27,7 @@ from imgfront.engines.base import (
     ImageInfo,
     ListInfo,
     PackedContext,
+    SilentEvents,
 )
 from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
 from imgfront.metadata import metadata, write_atomically, write_metadata
@@ -102,16 +103,6 @@ def compile_to(
     resolved = resolve(pipeline, engine, platform)
     fetch(pipeline.sources, used_sources(resolved), sources_dir)
     return compile_pipeline(resolved, platform, out_dir, sources_dir=sources_dir)
-
-
-class _NoEvents:
-    """A checkpoint's build replays cached layers; its log would only repeat the main build's."""
-
-    def step(self, number: int, total: int, text: str) -> None:
-        pass
-
-    def log(self, line: str) -> None:
-        pass
 
 
 class PipelineBuild:
@@ -238,7 +229,9 @@ class PipelineBuild:
     def _commit(self, platform: Platform, checkpoint: Checkpoint, request: BuildRequest, cancel: Cancellation) -> None:
         name = checkpoint_image(checkpoint.stage_id)
         try:
-            report = self.local.build(request, _NoEvents(), cancel)
+            report = self.local.build(
+                request, SilentEvents(), cancel
+            )  # a replay of cached layers: its log would repeat
             verify(self.local, report)
             self.local.tag_image(report.image_id, name)
         except ImgfrontError as e:
