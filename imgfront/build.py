@@ -23,6 +23,7 @@ from imgfront.engines.base import (
 from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
 from imgfront.lists import LocalListBuilder
 from imgfront.metadata import metadata, write_atomically, write_metadata
+from imgfront.outputs import OutputSpec, wants_image, write_outputs
 from imgfront.plan import Assignment, Plan, Preference, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 from imgfront.progress import Progress
@@ -50,6 +51,7 @@ class BuildOptions:
     metadata_file: Path | None = None
     # A compiled pipeline has one context and Containerfile per platform; they override context/file.
     contexts: Mapping[Platform, tuple[Path, Path]] = field(default_factory=dict)
+    outputs: tuple[OutputSpec, ...] = ()  # --output; none means type=image
 
     def source_for(self, platform: Platform) -> tuple[Path, Path | None]:
         return self.contexts.get(platform, (self.context, self.file))
@@ -154,9 +156,9 @@ class Build:
 
     def run(self) -> BuildResult:
         o = self.options
-        if o.iidfile and not o.tags and len(o.platforms) > 1:
+        if o.iidfile and not (o.tags and wants_image(o.outputs)) and len(o.platforms) > 1:
             raise UsageError(
-                "--iidfile needs -t when building more than one platform",
+                "--iidfile needs -t and type=image when building more than one platform",
                 hint="the list made from -t is what the id file names",
             )
         for platform in o.platforms:
@@ -185,11 +187,19 @@ class Build:
                 self._clean(outcomes, keep_built=o.keep_failed)
             raise _failure_message(outcomes)
         reports = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
-        image_list, reports = self._merge(reports, outcomes)
-        data = metadata(o.tags, reports, image_list)
+        image_list, home = None, wants_image(o.outputs)
+        if home:
+            image_list, reports = self._merge(reports, outcomes)
+        # Images at home are exported from local storage; without type=image, from the node that built them.
+        write_outputs(o.outputs, reports, lambda r: self._node_of(r, home).export_image(r.image_id, oci=True), o.tags)
+        outputs = [s.to_json() for s in o.outputs or (OutputSpec("image"),)]
+        data = metadata(o.tags, reports, image_list, outputs)
         self._write_outputs(reports, image_list, data)
         self.progress.summary(reports)
         return BuildResult(plan, reports, image_list, data)
+
+    def _node_of(self, report: BuildReport, home: bool) -> ImageBuilder:
+        return self.local if home else self.builders[report.node]
 
     def _clean(self, outcomes: Sequence[Outcome], keep_built: bool) -> None:
         """After a failure or an interrupt: stop what cancelled builds left, and remove what was built."""

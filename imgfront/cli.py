@@ -105,6 +105,14 @@ def build(
     label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE image label.")] = None,
     annotation: Annotated[list[str] | None, typer.Option("--annotation", help="KEY=VALUE annotation.")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Builds at once; default: all.")] = None,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="type=image (default), or type=oci-layout|oci-archive|docker-archive|rootfs,dest=PATH; repeatable.",
+        ),
+    ] = None,
     iidfile: Annotated[Path | None, typer.Option("--iidfile", help="Write the list's id here.")] = None,
     metadata_file: Annotated[Path | None, typer.Option("--metadata-file", help="Write build metadata.")] = None,
     progress: Annotated[
@@ -142,6 +150,7 @@ def build(
     """Build CONTEXT, or the pipeline -p names, once per platform in parallel; merge the results into -t's list."""
     from imgfront.build import Build, BuildOptions, unbuildable_hint
     from imgfront.engines import open_local
+    from imgfront.outputs import parse_outputs, wants_image
     from imgfront.plan import UnbuildablePlatforms
     from imgfront.progress import make_progress
     from imgfront.references import parse_reference
@@ -167,6 +176,9 @@ def build(
         tags = tags or [t for t in (default_tag(pipeline),) if t]
     elif checkpoint:
         raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
+    outputs = parse_outputs(output or [])
+    if pipeline is not None and (len(outputs) > 1 or not wants_image(outputs)):
+        raise UsageError("-p builds into local storage only; --output with a file is for Containerfiles")
     options = BuildOptions(
         context=context or Path("."),
         platforms=platforms or (host_platform(),),
@@ -183,6 +195,7 @@ def build(
         cleanup=cleanup,
         iidfile=iidfile,
         metadata_file=metadata_file,
+        outputs=outputs,
     )
     if pipeline is not None and (node or farm or not local_node):
         raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,16 @@ from imgfront.engines.base import BuildReport, ListInfo
 from imgfront.progress import report_json
 
 
-def metadata(names: Sequence[str], reports: Sequence[BuildReport], image_list: ListInfo | None) -> dict[str, Any]:
-    """`containerimage.*` and `image.name` as buildx writes them; `imgfront.builds` one entry per platform."""
+def metadata(
+    names: Sequence[str],
+    reports: Sequence[BuildReport],
+    image_list: ListInfo | None,
+    outputs: Sequence[Mapping[str, str | None]] | None = None,
+) -> dict[str, Any]:
+    """`containerimage.*` and `image.name` as buildx writes them; `imgfront.builds` one entry per platform.
+
+    `imgfront.outputs` lists what was written, each as `{type, dest}`; None means the default, type=image.
+    """
     data: dict[str, Any] = {"image.name": ",".join(names)}
     if image_list is not None:
         data["containerimage.digest"] = image_list.digest
@@ -26,6 +34,7 @@ def metadata(names: Sequence[str], reports: Sequence[BuildReport], image_list: L
     elif len(reports) == 1:
         data["containerimage.digest"] = reports[0].digest
     data["imgfront.builds"] = [report_json(r) for r in reports]
+    data["imgfront.outputs"] = [dict(o) for o in outputs] if outputs is not None else [{"type": "image", "dest": None}]
     return data
 
 

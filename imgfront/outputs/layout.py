@@ -1,0 +1,101 @@
+"""Writing staged images out: an OCI image layout, a tar of one, and a multi-image docker-archive."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from imgfront.outputs.blobs import OCI_INDEX, BlobStore, Descriptor
+from imgfront.platforms import Platform
+
+LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def image_blobs(store: BlobStore, manifest: Descriptor) -> list[str]:
+    """The manifest, its config and its layers: what an image needs from the store."""
+    data = store.json(manifest.digest)
+    return [manifest.digest, data["config"]["digest"], *(layer["digest"] for layer in data.get("layers", []))]
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    if target.exists():
+        return
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copyfile(source, target)
+
+
+def write_layout(store: BlobStore, images: Sequence[Descriptor], target: Path) -> None:
+    """index.json names one image index, which holds every platform's manifest with its `platform`.
+
+    One entry in index.json is what lets `oci:DIR` work without a reference; the index under it is the
+    multi-platform image, as buildx writes it.
+    """
+    blobs = target / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    (target / "oci-layout").write_bytes(_dumps(LAYOUT_VERSION))
+    index = _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [i.to_json() for i in images]})
+    index_digest = store.add_bytes(index)
+    for digest in [index_digest, *(d for image in images for d in image_blobs(store, image))]:
+        _link_or_copy(store.path(digest), blobs / digest.partition(":")[2])
+    top = Descriptor(OCI_INDEX, index_digest, len(index))
+    top_index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top.to_json()]}
+    (target / "index.json").write_bytes(_dumps(top_index))
+
+
+def tar_directory(source: Path, target: Path) -> None:
+    """A plain tar of the folder's content, with paths relative to it, as an oci-archive is."""
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
+        for path in sorted(source.rglob("*")):
+            archive.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
+
+
+def repo_tags(tags: Sequence[str], platform: Platform, several: bool) -> list[str]:
+    """-t's names; with several platforms each gets `-<os>_<arch>[_<variant>]` on its tag, so none takes another's."""
+    names = []
+    for tag in tags:
+        if "@" in tag:  # a digest names content, not something to load under
+            continue
+        names.append(f"{tag}-{platform.slug}" if several else tag)
+    return names
+
+
+def write_docker_archive(store: BlobStore, images: Sequence[Descriptor], tags: Sequence[str], target: Path) -> None:
+    """`docker load` format: manifest.json with one entry per platform; configs and layers named by digest."""
+    entries = []
+    written: set[str] = set()
+    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
+
+        def add(digest: str, name: str) -> str:
+            if name not in written:
+                archive.add(store.path(digest), arcname=name, recursive=False)
+                written.add(name)
+            return name
+
+        for image in images:
+            assert image.platform is not None
+            manifest = store.json(image.digest)
+            config = manifest["config"]["digest"]
+            entries.append(
+                {
+                    "Config": add(config, f"{config.partition(':')[2]}.json"),
+                    "RepoTags": repo_tags(tags, image.platform, len(images) > 1) or None,
+                    "Layers": [add(d, f"{d.partition(':')[2]}/layer.tar") for d in image_blobs(store, image)[2:]],
+                }
+            )
+        data = _dumps(entries)
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        info.mode = 0o644
+        archive.addfile(info, io.BytesIO(data))

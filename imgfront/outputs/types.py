@@ -1,0 +1,173 @@
+"""The output types of `--output type=...`: one class each, in one registry that parsing and help are made from."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from imgfront.errors import UsageError
+from imgfront.outputs.blobs import BlobStore, Descriptor
+from imgfront.outputs.layout import tar_directory, write_docker_archive, write_layout
+from imgfront.outputs.rootfs import write_rootfs
+from imgfront.platforms import Platform
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Every platform's image in one blob store, and the names given with -t."""
+
+    store: BlobStore
+    images: tuple[Descriptor, ...]  # manifests, each with its platform
+    tags: tuple[str, ...]
+
+
+class OutputType:
+    """One kind of output: its name, the keys it takes, and how it writes itself to a new path."""
+
+    name: ClassVar[str]
+    keys: ClassVar[tuple[str, ...]] = ("dest",)
+    directory: ClassVar[bool] = False  # dest is a folder, else a file
+    help: ClassVar[str]
+
+    def check_dest(self, dest: Path) -> None:
+        """Refuse, before any build, a dest this output must not replace."""
+        if self.directory:
+            if dest.exists() and (not dest.is_dir() or (any(dest.iterdir()) and not self.replaceable(dest))):
+                raise UsageError(
+                    f"--output type={self.name}: {dest} exists and is not empty", hint=f"{self.help}; remove it first"
+                )
+        elif dest.is_dir():
+            raise UsageError(f"--output type={self.name}: {dest} is a folder", hint="dest names the file to write")
+
+    def replaceable(self, dest: Path) -> bool:
+        """Whether a non-empty folder is this output's own, from an earlier build, and may be replaced."""
+        return False
+
+    def write(self, staged: Staged, target: Path) -> None:
+        raise NotImplementedError
+
+
+class ImageOutput(OutputType):
+    name = "image"
+    keys = ()
+    help = "the manifest list named by -t, in local podman storage (the default)"
+
+
+class OciLayoutOutput(OutputType):
+    name = "oci-layout"
+    directory = True
+    help = "an OCI image layout folder; an earlier layout there is replaced"
+
+    def replaceable(self, dest: Path) -> bool:
+        return (dest / "oci-layout").is_file()
+
+    def write(self, staged: Staged, target: Path) -> None:
+        write_layout(staged.store, staged.images, target)
+
+
+class OciArchiveOutput(OutputType):
+    name = "oci-archive"
+    help = "the OCI image layout as one tar file"
+
+    def write(self, staged: Staged, target: Path) -> None:
+        with tempfile.TemporaryDirectory(prefix=".layout-", dir=staged.store.root) as folder:
+            write_layout(staged.store, staged.images, Path(folder) / "layout")
+            tar_directory(Path(folder) / "layout", target)
+
+
+class DockerArchiveOutput(OutputType):
+    name = "docker-archive"
+    help = "a tar for `docker load`, one image per platform"
+
+    def write(self, staged: Staged, target: Path) -> None:
+        write_docker_archive(staged.store, staged.images, staged.tags, target)
+
+
+class RootfsOutput(OutputType):
+    name = "rootfs"
+    directory = True
+    help = "each platform's flattened filesystem in DEST/<os>_<arch>[_<variant>]/; an earlier one is replaced"
+
+    def replaceable(self, dest: Path) -> bool:
+        def platform_folder(path: Path) -> bool:
+            try:
+                return path.is_dir() and Platform.parse(path.name.replace("_", "/")).slug == path.name
+            except UsageError:
+                return False
+
+        return all(platform_folder(path) for path in dest.iterdir())
+
+    def write(self, staged: Staged, target: Path) -> None:
+        target.mkdir()
+        for image in staged.images:
+            assert image.platform is not None
+            write_rootfs(staged.store, image, target / image.platform.slug)
+
+
+OUTPUT_TYPES: dict[str, OutputType] = {
+    kind.name: kind() for kind in (ImageOutput, OciLayoutOutput, OciArchiveOutput, DockerArchiveOutput, RootfsOutput)
+}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    type: str
+    dest: Path | None = None
+
+    @property
+    def kind(self) -> OutputType:
+        return OUTPUT_TYPES[self.type]
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"type": self.type, "dest": os.fspath(self.dest) if self.dest else None}
+
+
+def parse_output(text: str) -> OutputSpec:
+    """`type=NAME[,dest=PATH]`; every mistake is one line naming what is allowed."""
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not value:
+            raise UsageError(f"invalid --output {text!r}: write it as type=TYPE,dest=PATH")
+        if key in fields:
+            raise UsageError(f"invalid --output {text!r}: {key} is given twice")
+        fields[key] = value
+    name = fields.pop("type", None)
+    if name is None:
+        raise UsageError(f"invalid --output {text!r}: type= is missing (one of {', '.join(OUTPUT_TYPES)})")
+    if name not in OUTPUT_TYPES:
+        raise UsageError(f"unknown output type {name!r}: use one of {', '.join(OUTPUT_TYPES)}")
+    kind = OUTPUT_TYPES[name]
+    for key in fields:
+        if key not in kind.keys:
+            takes = f"it takes {', '.join(kind.keys)}" if kind.keys else "it takes no other key"
+            raise UsageError(f"--output type={name} does not take {key}= ({takes})")
+    if "dest" in kind.keys and "dest" not in fields:
+        raise UsageError(f"--output type={name} needs dest=PATH ({kind.help})")
+    dest = Path(fields["dest"]).absolute() if "dest" in fields else None
+    if dest is not None:
+        kind.check_dest(dest)
+    return OutputSpec(name, dest)
+
+
+def parse_outputs(texts: Sequence[str]) -> tuple[OutputSpec, ...]:
+    """Repeated --output values; two outputs cannot share a dest, and image counts once."""
+    specs: list[OutputSpec] = []
+    for text in texts:
+        spec = parse_output(text)
+        if spec in specs and spec.dest is None:
+            continue
+        if spec.dest is not None and any(s.dest == spec.dest for s in specs):
+            raise UsageError(f"two --output values write to {spec.dest}")
+        specs.append(spec)
+    return tuple(specs)
+
+
+def wants_image(specs: Sequence[OutputSpec]) -> bool:
+    """No --output means type=image."""
+    return not specs or any(s.type == ImageOutput.name for s in specs)
