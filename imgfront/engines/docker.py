@@ -8,9 +8,7 @@ when it takes a step from its cache. And the store cannot hold manifest lists.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -39,6 +37,7 @@ from imgfront.engines.base import (
     NodeInfo,
 )
 from imgfront.engines.connections import Connection
+from imgfront.engines.streams import parse_version, shut_down
 from imgfront.engines.tunnel import SshTunnel
 from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform
@@ -72,15 +71,11 @@ WRONG_PLATFORM_HINT = (
 )
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
-
-
 def new_enough(version: str, api_version: str) -> bool:
     """Docker 20.10 or newer; by its API version (1.41) when the version is no Docker release number."""
-    if re.match(r"^\d+\.\d+", version) and _version(version)[0] >= 17:  # Docker's YY.MM releases
-        return _version(version)[:2] >= MIN_SERVER
-    return _version(api_version)[:2] >= MIN_API
+    if re.match(r"^\d+\.\d+", version) and parse_version(version)[0] >= 17:  # Docker's YY.MM releases
+        return parse_version(version)[:2] >= MIN_SERVER
+    return parse_version(api_version)[:2] >= MIN_API
 
 
 def bare_id(image_id: str) -> str:
@@ -171,7 +166,7 @@ class DockerBuilder(ImageBuilder):
         try:
             base_url, tls = self._endpoint(env, timeout)
             self.server_version, self.api_version = self._probe(base_url, tls, timeout)
-            version = min(self.api_version, docker.constants.DEFAULT_DOCKER_API_VERSION, key=_version)
+            version = min(self.api_version, docker.constants.DEFAULT_DOCKER_API_VERSION, key=parse_version)
             self.client: Any = self._client(base_url, tls, version, None)
             self._quick: Any = self._client(base_url, tls, version, timeout)
         except BaseException:
@@ -340,7 +335,7 @@ class DockerBuilder(ImageBuilder):
             self._thread.capture = False
             response: requests.Response | None = self._thread.response
             self._thread.response = None
-        forget = cancel.on_cancel(lambda: _shut_down(response)) if response is not None else _nothing
+        forget = cancel.on_cancel(lambda: shut_down(response)) if response is not None else _nothing
         try:
             for message in stream:
                 if not isinstance(message, dict):
@@ -554,18 +549,6 @@ def _upload(tar: Path, cancel: Cancellation) -> Iterator[bytes]:
             if cancel.cancelled:
                 raise _Cancelled
             yield chunk
-
-
-def _shut_down(response: requests.Response) -> None:
-    """Wake the reader blocked on the build stream: shut its socket down, which also ends the build server-side."""
-    connection = getattr(response.raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if isinstance(sock, socket.socket):
-        # Not response.close(): closing it under the reader's feet breaks http.client; the reader closes it.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    else:
-        response.close()
 
 
 def _nothing() -> None:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from imgfront.engines.base import (
 )
 from imgfront.engines.connections import Connection
 from imgfront.engines.service import PrivateService
+from imgfront.engines.streams import parse_version, shut_down
 from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform, host_platform
 
@@ -46,10 +46,6 @@ CLEANUP_PASSES = 4
 _STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 _UNCONSUMED = re.compile(r"one or more build args were not consumed: \[(.*)\]")
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
 
 
 def _q(ref: str) -> str:
@@ -195,7 +191,7 @@ class PodmanBuilder(ImageBuilder):
                 if cancel.cancelled:
                     raise PlatformBuildError(f"{where}: cancelled") from e
                 raise NodeLost(f"{where}: could not start the build: {e}") from e
-            forget = cancel.on_cancel(lambda: _abort(response))
+            forget = cancel.on_cancel(lambda: shut_down(response))
             try:
                 if response.status_code >= 400:
                     raise PlatformBuildError(f"{where}: the server refused the build: {_error_text(response)}")
@@ -515,16 +511,6 @@ def _messages(response: APIResponse) -> Iterator[dict[str, Any]]:
             message = json.loads(raw)
             if isinstance(message, dict):
                 yield message
-
-
-def _abort(response: APIResponse) -> None:
-    """Wake a reader blocked on the build stream: shut its socket down, which also ends the build server-side."""
-    connection = getattr(response.raw, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    response.close()
 
 
 def _error_text(response: APIResponse) -> str:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from imgfront.engines.streams import parse_version
+
 if TYPE_CHECKING:
     from conftest import MakeContext, PodmanNode, RunImgfront
 
@@ -23,18 +25,14 @@ RUN uname -m > /built-on
 """
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("-")[0].split(".")[:3])
-
-
 def test_private_service_answers_with_libpod_api_4_3_or_newer(podman_node: PodmanNode) -> None:
     status, headers, body = podman_node.get("/_ping")
     assert (status, body) == (200, b"OK")
-    assert _version(headers["Libpod-Api-Version"]) >= (4, 3)
+    assert parse_version(headers["Libpod-Api-Version"]) >= (4, 3)
 
     status, _, body = podman_node.get("/v4.0.0/libpod/version")
     assert status == 200
-    assert _version(json.loads(body)["Version"]) >= (4, 3)
+    assert parse_version(json.loads(body)["Version"]) >= (4, 3)
 
 
 def test_storage_is_isolated_from_the_host_store(podman_node: PodmanNode) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from imgfront.engines.connections import Connection
-from imgfront.engines.podman import PodmanBuilder, parse_version
+from imgfront.engines.podman import PodmanBuilder
+from imgfront.engines.streams import parse_version
 from imgfront.errors import EngineError
 
 
