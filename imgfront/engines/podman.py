@@ -155,13 +155,34 @@ class PodmanBuilder(ImageBuilder):
     # -- building ---------------------------------------------------------------------------------
 
     def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
+        """Build one platform, untagged; an image of another platform from the cache means a rebuild without it.
+
+        Podman 4.3's layer cache ignores the platform of a FROM scratch stage: after an arm64 build, the
+        same COPY steps for amd64 come back as the arm64 image.
+        """
+        start = time.monotonic()
+        image_id, info = self._build_once(request, events, cancel, request.no_cache)
+        if info is not None and not request.no_cache and not _is_for(info, request.platform):
+            events.log("imgfront: the layer cache gave an image of another platform; building again without it")
+            image_id, info = self._build_once(request, events, cancel, no_cache=True)
+        return BuildReport(
+            image_id=image_id,
+            digest=info.digest if info else "",
+            platform=request.platform,
+            node=self.name,
+            seconds=time.monotonic() - start,
+        )
+
+    def _build_once(
+        self, request: BuildRequest, events: BuildEvents, cancel: Cancellation, no_cache: bool
+    ) -> tuple[str, ImageInfo | None]:
         params: dict[str, Any] = {
             "dockerfile": request.context.containerfile,
             "platform": str(request.platform),
             "buildargs": json.dumps(dict(request.build_args), sort_keys=True),
             "labels": json.dumps(dict(request.labels), sort_keys=True),
             "pullpolicy": request.pull,
-            "nocache": request.no_cache,
+            "nocache": no_cache,
             "layers": True,
             "rm": True,
             "forcerm": True,  # as the CLI: a failed step's containers go too
@@ -173,7 +194,6 @@ class PodmanBuilder(ImageBuilder):
         if request.target:
             params["target"] = request.target
         where = f"{request.platform}@{self.name}"
-        start = time.monotonic()
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         image_id: str | None = None
         with request.context.tar.open("rb") as body:
@@ -228,14 +248,7 @@ class PodmanBuilder(ImageBuilder):
             raise PlatformBuildError(f"{where}: cancelled", tuple(tail))
         if image_id is None:
             raise PlatformBuildError(f"{where}: the build ended without an image", tuple(tail))
-        info = self.inspect_image(image_id)
-        return BuildReport(
-            image_id=image_id,
-            digest=info.digest if info else "",
-            platform=request.platform,
-            node=self.name,
-            seconds=time.monotonic() - start,
-        )
+        return image_id, self.inspect_image(image_id)
 
     def _is_own_arg_warning(self, line: str) -> bool:
         """Podman warns about build args a Containerfile does not declare; ours are set on every build."""
@@ -542,3 +555,7 @@ def _raise(response: APIResponse, what: str) -> None:
 
 
 __all__ = ["APIError", "PodmanBuilder"]
+
+
+def _is_for(image: ImageInfo, platform: Platform) -> bool:
+    return platform.matches_image(image.os, image.architecture, image.variant)

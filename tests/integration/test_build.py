@@ -224,6 +224,20 @@ def test_containerignore_is_honoured(podman_node, make_context, run_imgfront):
     assert result.returncode == 0, result.stderr
 
 
+def test_scratch_stage_cached_for_one_platform_is_not_taken_for_another(podman_node, make_context, run_imgfront):
+    """Podman 4.3's layer cache ignores the platform of FROM scratch; imgfront rebuilds such a platform."""
+    ctx = make_context("FROM scratch\nCOPY kept.txt /kept.txt\n", files={"kept.txt": "k"})
+    for order in ("linux/arm64,linux/amd64", "linux/amd64,linux/arm64"):
+        result = run_imgfront(
+            ["build", "--platform", order, "--jobs", "1", "-t", "scratchy:1", "--progress", "plain", str(ctx)],
+            podman_node.env,
+        )
+        assert result.returncode == 0, result.stderr
+    arches = {m["platform"]["architecture"] for m in json.loads(list_digest(podman_node, "scratchy:1"))["manifests"]}
+    assert arches == {"amd64", "arm64"}
+    assert "building again without it" in result.stderr + result.stdout
+
+
 def test_containerfile_outside_the_context_and_target(podman_node, make_context, run_imgfront, tmp_path):
     ctx = make_context("")
     outside = tmp_path / "elsewhere.Containerfile"
