@@ -23,6 +23,12 @@ class Arch(enum.Enum):
     MIPS64LE = "mips64le"
     LOONG64 = "loong64"
 
+    def __lt__(self, other: object) -> bool:
+        """By name, so that platforms sort (an Enum has no order of its own)."""
+        if not isinstance(other, Arch):
+            return NotImplemented
+        return self.value < other.value
+
     def to_oci(self) -> str:
         return self.value
 

@@ -78,3 +78,8 @@ def test_arch_names_for_qemu_and_uname() -> None:
     assert Arch.ARM64.to_qemu() == "aarch64"
     assert Arch.ARM.to_uname() == "armv7l"
     assert Arch.from_name("x86_64") is Arch.AMD64
+
+
+def test_platforms_sort_by_os_arch_and_variant():
+    platforms = [Platform.parse(p) for p in ("linux/s390x", "linux/arm/v6", "linux/amd64", "linux/arm/v7")]
+    assert [str(p) for p in sorted(platforms)] == ["linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/s390x"]
