@@ -7,7 +7,7 @@ import signal
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from imgfront import context as build_context
@@ -27,6 +27,7 @@ from imgfront.outputs import OutputSpec, wants_image, write_outputs
 from imgfront.plan import Assignment, Plan, Preference, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 from imgfront.progress import Progress
+from imgfront.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.scheduler import Outcome, run_plan
 
 LOG_TAIL_SHOWN = 15
@@ -52,6 +53,17 @@ class BuildOptions:
     # A compiled pipeline has one context and Containerfile per platform; they override context/file.
     contexts: Mapping[Platform, tuple[Path, Path]] = field(default_factory=dict)
     outputs: tuple[OutputSpec, ...] = ()  # --output; none means type=image
+    push: PushOptions | None = None
+
+    @property
+    def keeps_list(self) -> bool:
+        """Whether the list is made in local storage: type=image, given or by default, or a push from here.
+
+        Pushed from the nodes, only an explicit type=image brings the images home.
+        """
+        if self.push is not None and self.push.mode != "here":
+            return any(s.type == "image" for s in self.outputs)
+        return wants_image(self.outputs) or self.push is not None
 
     def source_for(self, platform: Platform) -> tuple[Path, Path | None]:
         return self.contexts.get(platform, (self.context, self.file))
@@ -156,7 +168,20 @@ class Build:
 
     def run(self) -> BuildResult:
         o = self.options
-        if o.iidfile and not (o.tags and wants_image(o.outputs)) and len(o.platforms) > 1:
+        if o.push is not None and not o.tags:
+            raise UsageError("--push needs -t", hint="name the image in its registry, e.g. -t registry.example/app:1")
+        if o.push is not None and o.push.mode == "here" and not self.local.can_hold_lists:
+            self.progress.note(
+                f"the local {self.local.driver} engine cannot hold a list: each node pushes its own image "
+                "and the list is written to the registry (as --push-from-nodes)"
+            )
+            o = self.options = replace(o, push=replace(o.push, mode="nodes"))
+        if o.keeps_list and o.tags and not self.local.can_hold_lists:
+            raise UsageError(
+                f"the local {self.local.driver} engine cannot hold the manifest list -t names",
+                hint="push it (--push) or write it to a file (--output type=oci-layout,dest=DIR)",
+            )
+        if o.iidfile and not (o.tags and o.keeps_list) and len(o.platforms) > 1:
             raise UsageError(
                 "--iidfile needs -t and type=image when building more than one platform",
                 hint="the list made from -t is what the id file names",
@@ -187,13 +212,19 @@ class Build:
                 self._clean(outcomes, keep_built=o.keep_failed)
             raise _failure_message(outcomes)
         reports = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
-        image_list, home = None, wants_image(o.outputs)
+        image_list, home, built = None, o.keeps_list, reports
         if home:
             image_list, reports = self._merge(reports, outcomes)
         # Images at home are exported from local storage; without type=image, from the node that built them.
         write_outputs(o.outputs, reports, lambda r: self._node_of(r, home).export_image(r.image_id, oci=True), o.tags)
-        outputs = [s.to_json() for s in o.outputs or (OutputSpec("image"),)]
-        data = metadata(o.tags, reports, image_list, outputs)
+        pushed: list[Pushed] = []
+        if o.push is not None and o.push.mode == "here":
+            assert image_list is not None
+            pushed = push_list(self.local, image_list.name, o.tags, o.push, self.progress.note)
+        elif o.push is not None:
+            pushed = push_from_nodes(self.builders, built, o.tags, o.push, self.progress.note)
+        outputs = [s.to_json() for s in o.outputs or ((OutputSpec("image"),) if home else ())]
+        data = metadata(o.tags, reports, image_list, outputs, pushed)
         self._write_outputs(reports, image_list, data)
         self.progress.summary(reports)
         return BuildResult(plan, reports, image_list, data)

@@ -28,7 +28,9 @@ app = typer.Typer(
     help="Build container images for several platforms at once, merged into one manifest list.",
 )
 emulation_app = typer.Typer(no_args_is_help=True, help="qemu-user-static emulation through binfmt_misc.")
+manifest_app = typer.Typer(no_args_is_help=True, help="Manifest lists (image indexes) in a registry.")
 app.add_typer(emulation_app, name="emulation")
+app.add_typer(manifest_app, name="manifest")
 app.add_typer(farm_app, name="farm")
 
 
@@ -46,6 +48,26 @@ def _root(
     ] = False,
 ) -> None:
     """imgfront: multi-platform builds on podman."""
+
+
+TLS_VERIFY = typer.Option(
+    "--tls-verify",
+    is_flag=False,
+    flag_value="true",
+    metavar="BOOL",
+    help="Require HTTPS and a trusted certificate (default true); --tls-verify=false for a registry without TLS.",
+)
+AUTHFILE = typer.Option("--authfile", help="The auth file; default REGISTRY_AUTH_FILE, then podman's and Docker's own.")
+
+
+def _tls_verify(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise UsageError(f"invalid --tls-verify value {value!r}", hint="use --tls-verify=true or --tls-verify=false")
 
 
 def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
@@ -146,13 +168,41 @@ def build(
         float | None,
         typer.Option("--idle-timeout", min=1, help="Seconds a build may stay silent before its node counts as lost."),
     ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="Push the list and every instance to the registry of each -t.")
+    ] = False,
+    push_from_nodes: Annotated[
+        bool,
+        typer.Option(
+            "--push-from-nodes",
+            help="With --push: each node pushes its own image; the list is written to the registry, not kept here.",
+        ),
+    ] = False,
+    push_by_digest: Annotated[
+        bool,
+        typer.Option(
+            "--push-by-digest",
+            help="Push each platform's image by digest only: no tag, no list (merge later: imgfront manifest create).",
+        ),
+    ] = False,
+    tls_verify: Annotated[str | None, TLS_VERIFY] = None,
+    authfile: Annotated[Path | None, AUTHFILE] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            click_type=click.Choice(["podman", "docker"]),
+            help="The local engine: podman, or Docker (DOCKER_HOST); Docker holds no list, so push or --output.",
+        ),
+    ] = "podman",
 ) -> None:
     """Build CONTEXT, or the pipeline -p names, once per platform in parallel; merge the results into -t's list."""
     from imgfront.build import Build, BuildOptions, unbuildable_hint
-    from imgfront.engines import open_local
+    from imgfront.engines import open_engine
     from imgfront.outputs import parse_outputs, wants_image
     from imgfront.plan import UnbuildablePlatforms
     from imgfront.progress import make_progress
+    from imgfront.push import PushOptions
     from imgfront.references import parse_reference
 
     pull_policy = pull or "missing"
@@ -179,6 +229,18 @@ def build(
     outputs = parse_outputs(output or [])
     if pipeline is not None and (len(outputs) > 1 or not wants_image(outputs)):
         raise UsageError("-p builds into local storage only; --output with a file is for Containerfiles")
+    if (push_from_nodes or push_by_digest) and not (push or push_by_digest):
+        raise UsageError("--push-from-nodes needs --push")
+    if push_from_nodes and push_by_digest:
+        raise UsageError("--push-from-nodes and --push-by-digest cannot both be given", hint="by digest, nodes push")
+    pushing = None
+    if push or push_by_digest:
+        mode = "digest" if push_by_digest else "nodes" if push_from_nodes else "here"
+        pushing = PushOptions(mode, _tls_verify(tls_verify), authfile)
+        if pipeline is not None and mode != "here":
+            raise UsageError("-p builds on the local engine: push a pipeline with --push alone")
+    elif tls_verify is not None or authfile is not None:
+        raise UsageError("--tls-verify and --authfile are for --push")
     options = BuildOptions(
         context=context or Path("."),
         platforms=platforms or (host_platform(),),
@@ -196,11 +258,15 @@ def build(
         iidfile=iidfile,
         metadata_file=metadata_file,
         outputs=outputs,
+        push=pushing,
     )
     if pipeline is not None and (node or farm or not local_node):
         raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
-    with open_local() as local, make_progress(progress) as shown, contextlib.ExitStack() as stack:
-        local.idle_timeout = idle_timeout
+    if pipeline is not None and engine != "podman":
+        raise UsageError("-p builds on local podman: checkpoints and base images live in its storage")
+    with open_engine(engine) as local, make_progress(progress) as shown, contextlib.ExitStack() as stack:
+        if hasattr(local, "idle_timeout"):
+            local.idle_timeout = idle_timeout
         try:
             if pipeline is not None:
                 from imgfront.pipeline.build import PipelineBuild
@@ -287,6 +353,81 @@ def inspect_command(
     with _pipeline_engine(pipeline) as engine:
         resolved = resolve(pipeline, engine, target)
     print(json.dumps(inspect(resolved), indent=2))
+
+
+@app.command()
+def login(
+    registry: Annotated[str, typer.Argument(help="The registry, e.g. registry.example or 127.0.0.1:5000.")],
+    username: Annotated[str | None, typer.Option("-u", "--username", help="The user name.")] = None,
+    password: Annotated[
+        str | None, typer.Option("-p", "--password", help="The password; --password-stdin keeps it out of ps.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    tls_verify: Annotated[str | None, TLS_VERIFY] = None,
+    authfile: Annotated[Path | None, AUTHFILE] = None,
+) -> None:
+    """Check credentials against REGISTRY and store them in the auth file, as podman login does."""
+    from imgfront.auth import Credentials, normalize_registry, read_password, store_credentials
+    from imgfront.registry import Registry
+
+    if not username:
+        raise UsageError("no user name given", hint="pass it with -u USER")
+    secret = read_password(password, password_stdin)
+    credentials = Credentials(username, secret)
+    host = normalize_registry(registry).split("/", 1)[0]
+    with Registry(host, credentials, _tls_verify(tls_verify)) as client:
+        client.check_login()
+    store_credentials(registry, credentials, authfile)
+    print("Login Succeeded!")
+
+
+@app.command()
+def logout(
+    registry: Annotated[str | None, typer.Argument(help="The registry to forget.")] = None,
+    all_registries: Annotated[bool, typer.Option("-a", "--all", help="Forget every registry.")] = False,
+    authfile: Annotated[Path | None, AUTHFILE] = None,
+) -> None:
+    """Remove a registry's credentials from the auth file, as podman logout does."""
+    from imgfront.auth import remove_credentials
+
+    if bool(registry) == all_registries:
+        raise UsageError("name one registry, or give --all")
+    removed = remove_credentials(None if all_registries else registry, authfile)
+    if all_registries:
+        print(f"Removed login credentials for {len(removed)} registries")
+    else:
+        print(f"Removed login credentials for {registry}")
+
+
+@manifest_app.command("create")
+def manifest_create(
+    name: Annotated[str, typer.Argument(help="Where to write the index: registry/repository:tag.")],
+    sources: Annotated[
+        list[str],
+        typer.Option(
+            "--from",
+            help="An image already pushed, REPOSITORY@sha256:... (or :tag); an index gives its instances. Repeatable.",
+        ),
+    ],
+    tag: Annotated[list[str] | None, typer.Option("-t", "--tag", help="Another name for the same index.")] = None,
+    tls_verify: Annotated[str | None, TLS_VERIFY] = None,
+    authfile: Annotated[Path | None, AUTHFILE] = None,
+    metadata_file: Annotated[Path | None, typer.Option("--metadata-file", help="Write the index's metadata.")] = None,
+) -> None:
+    """Write an image index to the registry from images pushed before (a CI matrix's per-platform digests).
+
+    Every source must be in the registry of NAME; one in another repository is mounted there first.
+    Prints the index's digest.
+    """
+    from imgfront.metadata import metadata, write_metadata
+    from imgfront.push import PushOptions, create_index
+
+    pushed = create_index([name, *(tag or [])], sources, PushOptions("here", _tls_verify(tls_verify), authfile))
+    if metadata_file is not None:
+        write_metadata(metadata_file, metadata([p.name for p in pushed], (), None, outputs=(), pushed=pushed))
+    print(pushed[0].digest)
 
 
 @emulation_app.command("status")

@@ -7,10 +7,13 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgfront.engines.base import BuildReport, ListInfo
 from imgfront.progress import report_json
+
+if TYPE_CHECKING:
+    from imgfront.push import Pushed
 
 
 def metadata(
@@ -18,13 +21,22 @@ def metadata(
     reports: Sequence[BuildReport],
     image_list: ListInfo | None,
     outputs: Sequence[Mapping[str, str | None]] | None = None,
+    pushed: Sequence[Pushed] = (),
 ) -> dict[str, Any]:
     """`containerimage.*` and `image.name` as buildx writes them; `imgfront.builds` one entry per platform.
 
     `imgfront.outputs` lists what was written, each as `{type, dest}`; None means the default, type=image.
+    After a push, `containerimage.*` describe the index in the (first) registry, each build gets its
+    `pushed_digest` there, and `imgfront.push` lists every name pushed with its digests.
     """
     data: dict[str, Any] = {"image.name": ",".join(names)}
-    if image_list is not None:
+    first = pushed[0] if pushed else None
+    if first is not None and first.digest:
+        data["containerimage.digest"] = first.digest
+        data["containerimage.descriptor"] = {"mediaType": first.media_type, "digest": first.digest, "size": first.size}
+    elif first is not None and len(reports) == 1:
+        data["containerimage.digest"] = first.instances.get(reports[0].platform)
+    elif image_list is not None:
         data["containerimage.digest"] = image_list.digest
         data["containerimage.descriptor"] = {
             "mediaType": image_list.media_type,
@@ -34,6 +46,10 @@ def metadata(
     elif len(reports) == 1:
         data["containerimage.digest"] = reports[0].digest
     data["imgfront.builds"] = [report_json(r) for r in reports]
+    if first is not None:
+        for build, report in zip(data["imgfront.builds"], reports, strict=True):
+            build["pushed_digest"] = first.instances.get(report.platform)
+        data["imgfront.push"] = [p.to_json() for p in pushed]
     data["imgfront.outputs"] = [dict(o) for o in outputs] if outputs is not None else [{"type": "image", "dest": None}]
     return data
 

@@ -710,11 +710,6 @@ log:
   level: warn
   accesslog:
     disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-  delete:
-    enabled: true
 http:
   addr: 127.0.0.1:{port}
   secret: {secret}
@@ -722,6 +717,24 @@ auth:
   htpasswd:
     realm: imgfront-test
     path: {htpasswd}
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+"""
+# What a registry client accepts; without the list types, a registry answers with one platform's image.
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+# Appended to REGISTRY_CONFIG, whose last section is storage.
+REGISTRY_READONLY = """\
+  maintenance:
+    readonly:
+      enabled: true
 """
 
 
@@ -740,7 +753,7 @@ class Registry:
         import base64
 
         host, _, port = self.url.rpartition(":")
-        headers = {"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"}
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
         if auth:
             token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
@@ -753,16 +766,15 @@ class Registry:
             conn.close()
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """Debian's docker-registry on 127.0.0.1 and a free port, htpasswd auth, storage in tmp; stopped by PID."""
+@contextlib.contextmanager
+def _run_registry(base: Path, readonly: bool = False) -> Iterator[Registry]:
+    """Debian's docker-registry on 127.0.0.1 and a free port, htpasswd auth, storage under base; stopped by PID."""
     import secrets
 
     binary, htpasswd = shutil.which("docker-registry"), shutil.which("htpasswd")
     if binary is None or htpasswd is None:
         missing = "docker-registry (package docker-registry)" if binary is None else "htpasswd (package apache2-utils)"
         pytest.fail(f"{missing} is not installed: {SETUP_HINT}", pytrace=False)
-    base = tmp_path_factory.mktemp("registry")
     user, password = "imgfront", secrets.token_urlsafe(18)
     made = subprocess.run([htpasswd, "-Bbn", user, password], capture_output=True, text=True, check=False)
     if made.returncode != 0:
@@ -774,6 +786,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
         REGISTRY_CONFIG.format(
             root=base / "storage", port=port, secret=secrets.token_hex(16), htpasswd=base / "htpasswd"
         )
+        + (REGISTRY_READONLY if readonly else "")
     )
     log = base / "registry.log"
     with log.open("wb") as log_file:
@@ -796,3 +809,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     finally:
         _stop(proc)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry with htpasswd auth on loopback, for the whole session."""
+    with _run_registry(tmp_path_factory.mktemp("registry")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def readonly_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry in read-only maintenance mode: it lets the user in and refuses every push."""
+    with _run_registry(tmp_path_factory.mktemp("registry-ro"), readonly=True) as server:
+        yield server

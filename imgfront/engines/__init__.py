@@ -96,3 +96,25 @@ def open_local(env: Mapping[str, str] = os.environ) -> Iterator[PodmanBuilder]:
             builder.close()
     finally:
         service.stop()
+
+
+DOCKER_SOCKET = "unix:///var/run/docker.sock"
+
+
+@contextlib.contextmanager
+def open_local_docker(env: Mapping[str, str] = os.environ) -> Iterator[DockerBuilder]:
+    """The local Docker engine (`--engine docker`): DOCKER_HOST, else Docker's default socket."""
+    uri = env.get("DOCKER_HOST") or DOCKER_SOCKET
+    conn = Connection("local", uri if uri.startswith("docker+") else f"docker+{uri}", source="DOCKER_HOST")
+    builder = DockerBuilder(conn, local=uri.startswith("unix://"), automatic_args=AUTOMATIC_ARGS, env=env)
+    try:
+        yield builder
+    finally:
+        builder.close()
+
+
+def open_engine(engine: str, env: Mapping[str, str] = os.environ) -> contextlib.AbstractContextManager[ImageBuilder]:
+    """The local node for `--engine`: podman (the default) or Docker."""
+    if engine == "docker":
+        return open_local_docker(env)
+    return open_local(env)

@@ -8,10 +8,14 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from imgfront.errors import EngineError
 from imgfront.platforms import Platform
+
+if TYPE_CHECKING:
+    from imgfront.auth import Credentials
+    from imgfront.engines.connections import Connection
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,9 @@ class ImageBuilder(abc.ABC):
 
     name: str
     driver: str
+    connection: Connection
     loads_oci = False  # whether import_image takes an oci-archive as well as a docker-archive
+    can_hold_lists = True  # whether commit_list can keep a manifest list in the engine's storage
 
     @abc.abstractmethod
     def status(self) -> None:
@@ -221,6 +227,27 @@ class ImageBuilder(abc.ABC):
         names but local storage lacks are left out.
         """
         raise EngineError(f"{self.name}: the {self.driver} engine cannot inspect manifest lists")
+
+    # Pushing: the credentials travel with the request; tls_verify None leaves it to the engine's config.
+
+    def push_list(self, name: str, destination: str, credentials: Credentials | None, tls_verify: bool | None) -> str:
+        """Push the list `name` and every image in it to `destination`; return the pushed list's digest."""
+        raise EngineError(f"{self.name}: the {self.driver} engine cannot push manifest lists")
+
+    def push_image(
+        self,
+        image_id: str,
+        platform: Platform,
+        destination: str,
+        credentials: Credentials | None,
+        tls_verify: bool | None,
+    ) -> str:
+        """Push one image into the repository of `destination` without moving its tag; return its digest there.
+
+        What names the image there is the engine's choice: podman pushes by digest alone; Docker can push
+        only a tag, `<tag>-<os>_<arch>`.
+        """
+        raise EngineError(f"{self.name}: the {self.driver} engine cannot push images")
 
     def __enter__(self) -> ImageBuilder:
         return self

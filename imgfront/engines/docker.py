@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import docker
@@ -41,6 +41,10 @@ from imgfront.engines.streams import parse_version, shut_down
 from imgfront.engines.tunnel import SshTunnel
 from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform
+from imgfront.registry import push_failure
+
+if TYPE_CHECKING:
+    from imgfront.auth import Credentials
 
 MIN_SERVER = (20, 10)
 MIN_API = (1, 41)  # Docker 20.10's
@@ -142,6 +146,7 @@ class DockerBuilder(ImageBuilder):
     """
 
     driver = "docker"
+    can_hold_lists = False
 
     def __init__(
         self,
@@ -512,6 +517,41 @@ class DockerBuilder(ImageBuilder):
             hint="make podman the local engine (Docker nodes' images are brought home into its list), "
             "or write the platforms to a file output",
         )
+
+    # -- pushing ----------------------------------------------------------------------------------
+
+    def push_image(
+        self,
+        image_id: str,
+        platform: Platform,
+        destination: str,
+        credentials: Credentials | None,
+        tls_verify: bool | None,
+    ) -> str:
+        """Docker pushes tags only: the image goes to `<tag>-<os>_<arch>`, which stays on the node as well.
+
+        Whether a registry needs TLS is the daemon's setting (`insecure-registries`), not the request's.
+        """
+        repository, _, tag = destination.rpartition(":")
+        own_tag = f"{tag}-{platform.slug}"
+        target = f"{repository}:{own_tag}"
+        self._call(lambda: self.client.tag(image_id, repository, own_tag, force=True), f"tagging {target}")
+        auth = credentials.registry_auth(repository.split("/", 1)[0]) if credentials else None
+        secrets = credentials.secrets if credentials else ()
+        digest = ""
+        try:
+            for message in self.client.push(repository, own_tag, stream=True, decode=True, auth_config=auth):
+                if not isinstance(message, dict):
+                    continue
+                if message.get("error") or message.get("errorDetail"):
+                    cause = message.get("error") or message["errorDetail"].get("message", "")
+                    raise push_failure(target, self.name, str(cause), secrets)
+                digest = str((message.get("aux") or {}).get("Digest") or digest)
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise push_failure(target, self.name, str(getattr(e, "explanation", "") or e), secrets) from None
+        if not digest.startswith("sha256:"):
+            raise EngineError(f"{platform}@{self.name}: Docker pushed {target} but named no digest")
+        return digest
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import podman
@@ -38,6 +38,10 @@ from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down
 from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform, host_platform
+from imgfront.registry import push_failure
+
+if TYPE_CHECKING:
+    from imgfront.auth import Credentials
 
 MIN_SERVER = (4, 3, 0)
 CONNECT_TIMEOUT = 10.0
@@ -502,6 +506,54 @@ class PodmanBuilder(ImageBuilder):
             self.tag(list_id, probe)
             self._drop_list_name(probe)
 
+    # -- pushing ----------------------------------------------------------------------------------
+
+    def _push(
+        self, path: str, destination: str, credentials: Credentials | None, params: dict[str, Any]
+    ) -> APIResponse:
+        headers = {"X-Registry-Auth": credentials.header(destination.split("/", 1)[0])} if credentials else {}
+        try:
+            response = self.client.api.post(path, params=params, headers=headers)
+        except (requests.RequestException, PodmanError) as e:
+            raise push_failure(destination, self.name, f"lost the connection: {e}") from None
+        if response.status_code >= 400:
+            secrets = credentials.secrets if credentials else ()
+            body = _json_or_none(response)
+            cause = str(body.get("cause") or body.get("message")) if body else _error_text(response)
+            raise push_failure(destination, self.name, cause, secrets)
+        return response
+
+    def push_list(self, name: str, destination: str, credentials: Credentials | None, tls_verify: bool | None) -> str:
+        """libpod's manifest push with all=true: every instance first, the list last, so the tag moves once."""
+        params: dict[str, Any] = {"all": True}
+        if tls_verify is not None:
+            params["tlsVerify"] = tls_verify
+        path = f"/manifests/{_q(name)}/registry/{_q(destination)}"
+        response = self._push(path, destination, credentials, params)
+        digest = str((_json_or_none(response) or {}).get("Id", ""))
+        if not digest.startswith("sha256:"):
+            raise EngineError(f"{self.name}: pushing {destination} gave no digest: {response.text[:200]}")
+        return digest
+
+    def push_image(
+        self,
+        image_id: str,
+        platform: Platform,
+        destination: str,
+        credentials: Credentials | None,
+        tls_verify: bool | None,
+    ) -> str:
+        """Push to `repository@<digest>`: no tag moves. podman can then not recompress, so layers go as stored."""
+        image = self.inspect_image(image_id)
+        if image is None or not image.digest:
+            raise EngineError(f"{platform}@{self.name}: image {image_id[:12]} is not in storage")
+        target = f"{_repository(destination)}@{image.digest}"
+        params: dict[str, Any] = {"destination": target}
+        if tls_verify is not None:
+            params["tlsVerify"] = tls_verify
+        self._push(f"/images/{_q(image_id)}/push", target, credentials, params)
+        return image.digest
+
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, missing_ok: bool = False) -> Any:
@@ -524,6 +576,14 @@ def _messages(response: APIResponse) -> Iterator[dict[str, Any]]:
             message = json.loads(raw)
             if isinstance(message, dict):
                 yield message
+
+
+def _json_or_none(response: APIResponse) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _error_text(response: APIResponse) -> str:

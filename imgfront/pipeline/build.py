@@ -39,6 +39,7 @@ from imgfront.pipeline.sources import fetch
 from imgfront.plan import Plan
 from imgfront.platforms import Platform, host_platform
 from imgfront.progress import Progress
+from imgfront.push import push_list
 from imgfront.scheduler import verify
 
 CHECKPOINT_REPOSITORY = "localhost/imgfront-checkpoint"
@@ -284,7 +285,8 @@ class PipelineBuild:
 
     def _unchanged(self, image_list: ListInfo, reports: list[BuildReport]) -> BuildResult:
         o = self.options
-        data = metadata(o.tags, reports, image_list)
+        pushed = push_list(self.local, image_list.name, o.tags, o.push, self.progress.note) if o.push else []
+        data = metadata(o.tags, reports, image_list, pushed=pushed)
         if o.iidfile:
             write_atomically(o.iidfile, f"sha256:{image_list.id}")
         if o.metadata_file:

@@ -26,3 +26,14 @@ def test_reference_normalises(text: str, expected: str) -> None:
 def test_invalid_reference_is_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError):
         parse_reference(text)
+
+
+def test_digest_references_only_where_asked_for():
+    digest = "sha256:" + "ab" * 32
+    ref = parse_reference(f"reg.example:5000/team/app@{digest}", digest=True)
+    assert (ref.domain, ref.path, ref.digest) == ("reg.example:5000", "team/app", digest)
+    assert str(ref) == f"reg.example:5000/team/app@{digest}"
+    with pytest.raises(UsageError):
+        parse_reference(f"reg.example/app@{digest}")  # -t takes no digest
+    with pytest.raises(UsageError):
+        parse_reference("reg.example/app@sha256:short", digest=True)

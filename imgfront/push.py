@@ -1,0 +1,195 @@
+"""Pushing a build's results: the list from local storage, or each image from its node, then the index.
+
+Three ways, one result shape (`Pushed` per name):
+- from here (`--push`): the local list and every instance go to each -t, by the engine's own manifest push;
+- from the nodes (`--push-from-nodes`): each node pushes its image into each -t's repository, and the
+  index is written to the registry here from their digests, so no image travels through this host;
+- by digest (`--push-by-digest`): as from the nodes, but no index and no tag; a CI matrix merges later
+  with `imgfront manifest create`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imgfront.auth import Credentials, find_credentials
+from imgfront.engines.base import BuildReport, ImageBuilder
+from imgfront.errors import UsageError
+from imgfront.platforms import Platform
+from imgfront.references import Reference, parse_reference
+from imgfront.registry import DOCKER_LIST, MANIFEST_TYPES, OCI_INDEX, Manifest, Registry, RegistryError
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    mode: str = "here"  # here | nodes | digest
+    tls_verify: bool | None = None
+    authfile: Path | None = None
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What one name holds in its registry after the push."""
+
+    name: str
+    digest: str  # the index's; empty when pushed by digest only
+    media_type: str = ""
+    size: int = 0
+    instances: Mapping[Platform, str] = field(default_factory=dict)  # each platform's manifest digest there
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "digest": self.digest or None,
+            "instances": {str(p): d for p, d in self.instances.items()},
+        }
+
+
+def _platform_of(entry: Mapping[str, Any]) -> Platform | None:
+    spec = entry.get("platform") or {}
+    try:
+        return Platform.make(str(spec.get("os", "")), str(spec.get("architecture", "")), spec.get("variant"))
+    except UsageError:
+        return None  # an attestation or unknown architecture: not one of ours
+
+
+def _credentials(reference: Reference, options: PushOptions) -> Credentials | None:
+    return find_credentials(reference.repository, options.authfile)
+
+
+def push_list(
+    local: ImageBuilder, list_name: str, names: Sequence[str], options: PushOptions, note: Callable[[str], None]
+) -> list[Pushed]:
+    """Push the local list to every name, then read back what the registry holds."""
+    pushed = []
+    for name in names:
+        reference = parse_reference(name)
+        credentials = _credentials(reference, options)
+        digest = local.push_list(list_name, name, credentials, options.tls_verify)
+        with Registry(reference.domain, credentials, options.tls_verify) as registry:
+            index = registry.manifest(reference.path, digest)
+        instances = {p: str(e["digest"]) for e in index.json().get("manifests", []) if (p := _platform_of(e))}
+        pushed.append(Pushed(name, index.digest, index.media_type, index.size, instances))
+        note(f"pushed {name}: {index.digest}")
+    return pushed
+
+
+def push_from_nodes(
+    builders: Mapping[str, ImageBuilder],
+    reports: Sequence[BuildReport],
+    names: Sequence[str],
+    options: PushOptions,
+    note: Callable[[str], None],
+) -> list[Pushed]:
+    """Each node pushes its own image (all at once) into each repository named; then the index, per name."""
+    repositories: dict[str, str] = {}  # repository -> the first name in it, which Docker nodes tag after
+    for name in names:
+        repositories.setdefault(parse_reference(name).repository, name)
+    by_repository: dict[str, dict[Platform, str]] = {}
+    for repository, name in repositories.items():
+        credentials = _credentials(parse_reference(name), options)
+
+        def push(report: BuildReport, name: str = name, credentials: Credentials | None = credentials) -> str:
+            builder = builders[report.node]
+            return builder.push_image(report.image_id, report.platform, name, credentials, options.tls_verify)
+
+        with ThreadPoolExecutor(max_workers=len(reports)) as pool:
+            digests = list(pool.map(push, reports))
+        by_repository[repository] = {r.platform: d for r, d in zip(reports, digests, strict=True)}
+        for report, digest in zip(reports, digests, strict=True):
+            note(f"{report.platform}@{report.node}: pushed {repository}@{digest}")
+    if options.mode == "digest":
+        return [Pushed(repository, "", instances=by_repository[repository]) for repository in repositories]
+    pushed = []
+    for name in names:
+        reference = parse_reference(name)
+        instances = by_repository[reference.repository]
+        with Registry(reference.domain, _credentials(reference, options), options.tls_verify) as registry:
+            sources = [(reference.path, digest) for digest in instances.values()]
+            body, media_type = make_index(registry, reference.path, sources)
+            digest = registry.put_manifest(reference.path, reference.tag, body, media_type)
+        pushed.append(Pushed(name, digest, media_type, len(body), instances))
+        note(f"pushed {name}: {digest}")
+    return pushed
+
+
+# -- writing an index in a registry ----------------------------------------------------------------
+
+
+def _entry(registry: Registry, repository: str, manifest: Manifest) -> dict[str, Any]:
+    """An index entry for one image manifest; its platform is read from the image's config."""
+    config = registry.blob_json(repository, str(manifest.json()["config"]["digest"]))
+    platform: dict[str, Any] = {"architecture": config.get("architecture", ""), "os": config.get("os", "")}
+    for key in ("variant", "os.version", "os.features"):
+        if config.get(key):
+            platform[key] = config[key]
+    return {"mediaType": manifest.media_type, "digest": manifest.digest, "size": manifest.size, "platform": platform}
+
+
+def _copy_into(registry: Registry, manifest: Manifest, source: str, repository: str) -> None:
+    """Make a manifest of `source` available in `repository` of the same registry: mount its blobs, put it."""
+    data = manifest.json()
+    if manifest.is_index:
+        for child in data.get("manifests", []):
+            _copy_into(registry, registry.manifest(source, str(child["digest"])), source, repository)
+    else:
+        for blob in [data["config"], *data.get("layers", [])]:
+            registry.mount_blob(repository, str(blob["digest"]), source)
+    registry.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
+
+
+def make_index(registry: Registry, repository: str, sources: Sequence[tuple[str, str]]) -> tuple[bytes, str]:
+    """An image index over `sources` (repository, digest), each copied into `repository` when elsewhere.
+
+    A source that is itself an index gives its own entries. Two entries for one platform are refused.
+    """
+    entries: list[dict[str, Any]] = []
+    seen: dict[Platform, str] = {}
+    for source, digest in sources:
+        manifest = registry.manifest(source, digest)
+        if manifest.media_type not in (*MANIFEST_TYPES, OCI_INDEX, DOCKER_LIST):
+            raise RegistryError(f"{registry.host}/{source}@{digest}: {manifest.media_type!r} is not an image")
+        if source != repository:
+            _copy_into(registry, manifest, source, repository)
+        found = manifest.json()["manifests"] if manifest.is_index else [_entry(registry, source, manifest)]
+        for entry in found:
+            platform = _platform_of(entry)
+            if platform is not None and platform in seen:
+                raise UsageError(
+                    f"two images for {platform}: {seen[platform]} and {registry.host}/{source}@{entry['digest']}"
+                )
+            if platform is not None:
+                seen[platform] = f"{registry.host}/{source}@{entry['digest']}"
+            entries.append(dict(entry))
+    oci = any(e.get("mediaType", "").startswith("application/vnd.oci.") for e in entries)
+    media_type = OCI_INDEX if oci else DOCKER_LIST
+    index = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
+    return json.dumps(index, separators=(",", ":")).encode(), media_type
+
+
+def create_index(names: Sequence[str], sources: Sequence[str], options: PushOptions) -> list[Pushed]:
+    """`imgfront manifest create`: one index over `sources`, written under every name (one registry)."""
+    if not sources:
+        raise UsageError("no --from given", hint="name each image pushed before: --from REPOSITORY@sha256:...")
+    refs = [parse_reference(s, digest=True) for s in sources]
+    pushed = []
+    for name in names:
+        target = parse_reference(name)
+        for ref in refs:
+            if ref.domain != target.domain:
+                raise UsageError(
+                    f"{ref} is in another registry than {target}",
+                    hint="manifest create works within one registry: push every platform there first",
+                )
+        with Registry(target.domain, _credentials(target, options), options.tls_verify) as registry:
+            body, media_type = make_index(registry, target.path, [(r.path, r.digest or r.tag) for r in refs])
+            digest = registry.put_manifest(target.path, target.tag, body, media_type)
+            entries = json.loads(body)["manifests"]
+        instances = {p: str(e["digest"]) for e in entries if (p := _platform_of(e))}
+        pushed.append(Pushed(str(target), digest, media_type, len(body), instances))
+    return pushed
