@@ -6,6 +6,7 @@ import contextlib
 import signal
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -247,7 +248,9 @@ class Build:
         lists = LocalListBuilder(self.local, self.builders, self.progress.note)
         try:
             with _no_interrupts():
-                home = tuple(lists.bring_home(r) for r in reports)
+                # Each node sends its own images at once; the local engine loads them side by side.
+                with ThreadPoolExecutor(max_workers=max(1, len(reports))) as pool:
+                    home = tuple(pool.map(lists.bring_home, reports))
                 image_list = None
                 if self.options.tags:
                     image_list = lists.build(self.options.tags, home)
