@@ -1,0 +1,345 @@
+"""The GitHub Actions (action.yml and merge/action.yml) run as a GitHub runner runs them, against a real podman
+service on private storage and a real registry on loopback.
+
+tests/action_runner.py runs the composite action's `run:` steps with the inputs substituted, reads their
+GITHUB_OUTPUT back and skips `uses:` steps. The action path is this checkout, whose imgfront the test venv
+already has, so the install step uses that (one test installs into a venv of its own, from PyPI). Each
+call of `run` is one job on a fresh runner: its own RUNNER_TEMP, the same podman storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import pytest
+from action_runner import ActionResult, run_action
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BOTH = "linux/amd64,linux/arm64"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+BUSYBOX_BASE = "localhost/imgfront/busybox:latest"
+
+BASE = """\
+FROM scratch
+ARG TARGETARCH
+COPY busybox-${TARGETARCH} /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+"""
+APP = BASE + 'RUN uname -m > /built-on\nCMD ["uname", "-m"]\n'
+
+
+class RunAction(Protocol):
+    def __call__(
+        self, inputs: Mapping[str, object], action: str = "", runner_temp: Path | None = None
+    ) -> ActionResult: ...
+
+
+@pytest.fixture
+def run(podman_node: Any, tmp_path: Path) -> RunAction:
+    """Runs the action at ROOT/action as one job; the workspace is tmp_path, where make_context puts contexts.
+
+    PATH starts with this venv's bin, as after `pip install -e .`; REGISTRY_AUTH_FILE names a file that
+    does not exist, so that only the action's own login can let a push in.
+    """
+    env = dict(podman_node.env)
+    env["PATH"] = os.pathsep.join([os.fspath(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    env["REGISTRY_AUTH_FILE"] = os.fspath(tmp_path / "no-auth.json")
+    counter = itertools.count()
+
+    def run_one(inputs: Mapping[str, object], action: str = "", runner_temp: Path | None = None) -> ActionResult:
+        return run_action(
+            ROOT / action,
+            inputs,
+            env=env,
+            workspace=tmp_path,
+            runner_temp=runner_temp or tmp_path / f"runner-temp-{next(counter)}",
+        )
+
+    return run_one
+
+
+def manifest(registry: Any, repository: str, reference: str) -> tuple[int, str, dict[str, Any]]:
+    """GET a manifest with every media type accepted: (status, Docker-Content-Digest, the JSON)."""
+    status, headers, body = registry.get(f"/v2/{repository}/manifests/{reference}")
+    return status, headers.get("Docker-Content-Digest", ""), json.loads(body or b"{}")
+
+
+def stored_image(node: Any, name: str) -> dict[str, Any]:
+    """The c/storage record of the image (or list) with this name: podman 4.3 resolves a list's name to an
+    instance when inspecting it, so read the record that holds the list's own id and digest."""
+    graphroot = node.podman("info", "--format", "{{.Store.GraphRoot}}").stdout.strip()
+    driver = node.podman("info", "--format", "{{.Store.GraphDriverName}}").stdout.strip()
+    records = json.loads((Path(graphroot) / f"{driver}-images" / "images.json").read_text())
+    found = [r for r in records if name in r.get("names", [])]
+    assert len(found) == 1, f"{name}: {len(found)} records"
+    return dict(found[0])
+
+
+def index_platforms(index: Mapping[str, Any]) -> list[str]:
+    return sorted(f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index.get("manifests", []))
+
+
+def explain(result: ActionResult) -> str:
+    """Each step's status and masked output, for assertion messages."""
+    parts = []
+    for step in result.steps:
+        parts.append(f"--- {step.id or step.name}: {step.status} {step.reason} exit {step.exit_code}")
+        parts.extend(result.mask(text) for text in (step.stdout, step.stderr) if text)
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def busybox_base(
+    podman_node: Any, busybox_bins: Path, run_imgfront: Any, emulation_ready: Path, tmp_path_factory: Any
+) -> str:
+    """The busybox base list that examples/web builds on, made as `make base-image` makes it."""
+    if podman_node.podman("manifest", "exists", BUSYBOX_BASE, check=False).returncode != 0:
+        context = tmp_path_factory.mktemp("busybox-base")
+        shutil.copy2(ROOT / "containerfiles" / "busybox" / "Containerfile", context / "Containerfile")
+        for arch in ("amd64", "arm64"):
+            shutil.copy2(busybox_bins / f"busybox-{arch}", context / f"busybox-{arch}")
+        made = run_imgfront(["build", "--platform", BOTH, "-t", BUSYBOX_BASE, context], podman_node.env)
+        assert made.returncode == 0, made.stderr
+    return BUSYBOX_BASE
+
+
+def test_one_runner_with_emulation_builds_the_list_and_reports_it(
+    run: RunAction, make_context: Any, podman_node: Any, emulation_ready: Path
+) -> None:
+    context = make_context(APP)
+    result = run(
+        {
+            "context": context.name,
+            "platforms": "linux/amd64,\nlinux/arm64",
+            "tags": "localhost/action-one:1",
+            "labels": "org.example.one=1,org.example.two=two, with a comma",
+            "emulation": True,
+        }
+    )
+    assert result.ok, explain(result)
+    assert result.step("setup-python").reason.startswith("if:")  # this checkout's imgfront was found
+    assert result.step("install").outputs["imgfront"] == os.fspath(Path(sys.executable).parent / "imgfront")
+    assert "linux/arm64" in result.step("Register qemu emulation").stdout
+
+    metadata = json.loads(result.outputs["metadata"])
+    builds = {b["platform"]: b for b in metadata["imgfront.builds"]}
+    assert sorted(builds) == ["linux/amd64", "linux/arm64"]
+    assert result.outputs["digest"] == metadata["containerimage.digest"]
+    assert DIGEST.match(result.outputs["digest"])
+    assert result.outputs["tags"] == "localhost/action-one:1"
+    assert result.outputs["digests"] == ""
+
+    # The list in local storage is the one the outputs name.
+    listed = json.loads(podman_node.podman("manifest", "inspect", "localhost/action-one:1").stdout)
+    assert {m["digest"] for m in listed["manifests"]} == {b["digest"] for b in builds.values()}
+    stored = stored_image(podman_node, "localhost/action-one:1")
+    assert result.outputs["imageid"] == f"sha256:{stored['id']}"
+    # The list's digest as imgfront defines it: of the list as the local engine serialises it.
+    status, _, raw = podman_node.get(f"/v4.0.0/libpod/manifests/{quote('localhost/action-one:1', safe='')}/json")
+    assert status == 200
+    assert result.outputs["digest"] == "sha256:" + hashlib.sha256(raw.rstrip(b"\n")).hexdigest()
+    assert (
+        podman_node.podman("run", "--rm", "--platform", "linux/arm64", "localhost/action-one:1").stdout.strip()
+        == "aarch64"
+    )
+    labels = json.loads(
+        podman_node.podman("image", "inspect", "--format", "{{json .Labels}}", builds["linux/arm64"]["image_id"]).stdout
+    )
+    assert labels["org.example.one"] == "1"
+    assert labels["org.example.two"] == "two, with a comma"
+
+    # The job summary: a table with one row per platform.
+    assert "| platform | node | digest | seconds |" in result.summary
+    for platform, build in builds.items():
+        assert re.search(rf"^\| {platform} \| local \| `{build['digest']}` \| [0-9.]+ \|$", result.summary, re.M)
+    assert result.outputs["digest"] in result.summary
+
+
+def test_push_logs_in_with_a_masked_password_and_pushes_the_list_and_each_image(
+    run: RunAction, make_context: Any, registry: Any, emulation_ready: Path
+) -> None:
+    context = make_context(APP)
+    repository = "action/push"
+    inputs = {
+        "context": context.name,
+        "platforms": BOTH,
+        "tags": f"{registry.url}/{repository}:1",
+        "push": "true",
+        "tls-verify": "false",
+        "emulation": "true",
+    }
+    refused = run(inputs)
+    assert refused.exit_code == 1, explain(refused)  # no credentials: the registry refuses the push
+
+    result = run({**inputs, "username": registry.user, "password": registry.password})
+    assert result.ok, explain(result)
+    assert "Login Succeeded" in result.step("login").stdout
+    assert registry.password in result.masks
+    assert result.leaks(registry.password) == []
+    assert registry.password not in result.log()
+    assert not list(Path(result.step("login").outputs["authfile"]).parent.glob("auth-*.json"))  # removed at the end
+
+    status, index_digest, index = manifest(registry, repository, "1")
+    assert status == 200, index
+    assert index_platforms(index) == ["linux/amd64", "linux/arm64"]
+    assert result.outputs["digest"] == index_digest  # after a push, the list's digest is the registry's
+    for instance in index["manifests"]:
+        found, digest, _ = manifest(registry, repository, instance["digest"])
+        assert (found, digest) == (200, instance["digest"])
+    assert sorted(result.outputs["digests"].splitlines()) == sorted(m["digest"] for m in index["manifests"])
+    assert result.outputs["tags"] == f"{registry.url}/{repository}:1"
+    assert "| pushed digest |" in result.summary
+
+
+def test_matrix_of_by_digest_jobs_then_merge_makes_one_index(
+    run: RunAction, make_context: Any, registry: Any, emulation_ready: Path, tmp_path: Path
+) -> None:
+    context = make_context(APP)
+    repository = "action/matrix"
+    login = {"username": registry.user, "password": registry.password, "tls-verify": "false"}
+    digests = {}
+    for platform in ("linux/amd64", "linux/arm64"):
+        job = run(
+            {
+                "context": context.name,
+                "platforms": platform,
+                "tags": f"{registry.url}/{repository}",
+                "push": "true",
+                "push-by-digest": "true",
+                "emulation": platform == "linux/arm64",
+                **login,
+            }
+        )
+        assert job.ok, explain(job)
+        digest = job.outputs["digest"]
+        assert DIGEST.match(digest), job.outputs
+        assert job.outputs["digests"] == digest
+        assert job.outputs["tags"] == ""  # nothing was tagged
+        assert json.loads(job.outputs["metadata"])["imgfront.builds"][0]["pushed_digest"] == digest
+        assert manifest(registry, repository, digest)[:2] == (200, digest)
+        assert job.leaks(registry.password) == []
+        digests[platform] = digest
+    assert manifest(registry, repository, "latest")[0] == 404  # by digest only: nothing tagged
+
+    merged = run(
+        {
+            "tags": f"{registry.url}/{repository}:1, {registry.url}/{repository}:stable",
+            "digests": "\n".join(digests.values()),
+            **login,
+        },
+        action="merge",
+    )
+    assert merged.ok, explain(merged)
+    assert merged.leaks(registry.password) == []
+    assert merged.outputs["sources"].splitlines() == [f"{registry.url}/{repository}@{d}" for d in digests.values()]
+    for tag in ("1", "stable"):
+        status, digest, index = manifest(registry, repository, tag)
+        assert status == 200, index
+        assert digest == merged.outputs["digest"]
+        assert index_platforms(index) == ["linux/amd64", "linux/arm64"]
+        assert {m["digest"] for m in index["manifests"]} == set(digests.values())
+    assert merged.outputs["digest"] in merged.summary
+
+    # The same from a folder of digest files, as actions/download-artifact leaves them: one named by the
+    # digest's hex (docker/build-push-action's habit), one holding the digest.
+    folder = tmp_path / "digests"
+    folder.mkdir()
+    (folder / digests["linux/amd64"].removeprefix("sha256:")).touch()
+    (folder / "linux-arm64").write_text(digests["linux/arm64"] + "\n")
+    from_folder = run(
+        {"tags": f"{registry.url}/{repository}:2", "digests-dir": os.fspath(folder), **login}, action="merge"
+    )
+    assert from_folder.ok, explain(from_folder)
+    status, _, index = manifest(registry, repository, "2")
+    assert status == 200 and {m["digest"] for m in index["manifests"]} == set(digests.values())
+
+
+def test_pipeline_input_builds_the_pipeline_under_its_own_name(
+    run: RunAction, busybox_base: str, podman_node: Any, tmp_path: Path
+) -> None:
+    """examples/web, renamed: without tags, the list is named after the pipeline, and its platforms are the
+    ones emulation registers."""
+    shutil.copytree(ROOT / "examples" / "web", tmp_path / "web")
+    pipeline = tmp_path / "web" / "pipeline.yaml"
+    pipeline.write_text(re.sub(r"^name: web$", "name: action-web", pipeline.read_text(), flags=re.M))
+    result = run({"pipeline": "web/pipeline.yaml", "emulation": "true"})
+    assert result.ok, explain(result)
+    assert "linux/arm64" in result.step("Register qemu emulation").stdout
+    assert result.outputs["tags"] == "localhost/action-web:latest"
+    metadata = json.loads(result.outputs["metadata"])
+    assert sorted(b["platform"] for b in metadata["imgfront.builds"]) == ["linux/amd64", "linux/arm64"]
+    listed = json.loads(podman_node.podman("manifest", "inspect", "localhost/action-web:latest").stdout)
+    assert {m["digest"] for m in listed["manifests"]} == {b["digest"] for b in metadata["imgfront.builds"]}
+    assert result.outputs["imageid"] == f"sha256:{stored_image(podman_node, 'localhost/action-web:latest')['id']}"
+    page = podman_node.podman(
+        "run",
+        "--rm",
+        "--platform",
+        "linux/arm64",
+        "--entrypoint",
+        "cat",
+        "localhost/action-web:latest",
+        "/srv/www/arch.txt",
+    )
+    assert page.stdout.strip() == "built for aarch64"
+    assert "| linux/arm64 | local |" in result.summary
+
+
+@pytest.mark.parametrize(
+    ("inputs", "failing_step"),
+    [
+        ({"platforms": "linux/bogus"}, "build"),  # imgfront's own check
+        ({"pipeline": "pipeline.yaml", "context": "."}, "build"),  # a pipeline brings its own context
+        ({"no-cache": "maybe"}, "inputs"),  # the action's check, before anything is installed or built
+        ({"username": "someone"}, "inputs"),  # a user without a password
+    ],
+)
+def test_bad_input_fails_the_step_with_exit_code_2(
+    run: RunAction, make_context: Any, inputs: dict[str, str], failing_step: str
+) -> None:
+    context = make_context(APP)
+    result = run({"context": context.name, **inputs})
+    assert result.exit_code == 2, explain(result)
+    step = result.step(failing_step)
+    assert (step.status, step.exit_code) == ("failure", 2)
+    assert [s.id for s in result.steps if s.status == "failure"] == [failing_step]
+    assert result.step("build").status == ("failure" if failing_step == "build" else "skipped")
+    assert any(kind == "error" for kind, _ in result.annotations)
+    assert "Traceback" not in result.log()
+
+
+def test_install_makes_a_venv_once_when_imgfront_is_not_installed(podman_node: Any, tmp_path: Path) -> None:
+    """Without an imgfront from this checkout on PATH, the action installs one into RUNNER_TEMP (from PyPI's
+    packages) and reuses it while the checkout is unchanged; the checkout itself is left as it was."""
+    venv_bin = os.fspath(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and p != venv_bin)
+    if shutil.which("imgfront", path=path):
+        pytest.fail(f"an imgfront outside this venv is on PATH ({shutil.which('imgfront', path=path)}); remove it")
+    env = {**podman_node.env, "PATH": path}
+    temp = tmp_path / "runner-temp"
+    steps = ("mask", "inputs", "find", "setup-python", "install")
+    before = sorted(p.name for p in ROOT.iterdir())
+
+    first = run_action(ROOT, {}, env=env, workspace=tmp_path, runner_temp=temp, only=steps)
+    assert first.ok, explain(first)
+    imgfront = first.step("install").outputs["imgfront"]
+    assert imgfront == os.fspath(temp / "imgfront" / "venv" / "bin" / "imgfront")
+    assert "imgfront 0." in first.step("install").stdout
+    assert sorted(p.name for p in ROOT.iterdir()) == before
+
+    again = run_action(ROOT, {}, env=env, workspace=tmp_path, runner_temp=temp, only=steps)
+    assert again.ok, explain(again)
+    assert "reusing" in again.step("install").stdout
+    assert again.step("install").outputs["imgfront"] == imgfront
