@@ -230,6 +230,25 @@ def make_context(tmp_path: Path, busybox_bins: Path) -> MakeContext:
     return make
 
 
+# Tiny two-platform bases from make_context's busybox binaries, for the integration tests.
+BUSYBOX_CONTAINERFILE = """\
+FROM scratch
+ARG TARGETARCH
+COPY busybox-${TARGETARCH} /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+"""
+# Docker 20.10's legacy builder needs a FROM scratch stage for another platform to begin with COPY.
+DOCKER_BUSYBOX_CONTAINERFILE = """\
+ARG TARGETARCH
+FROM scratch AS base-amd64
+COPY busybox-amd64 /bin/busybox
+FROM scratch AS base-arm64
+COPY busybox-arm64 /bin/busybox
+FROM base-${TARGETARCH}
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+"""
+
+
 # --- podman --------------------------------------------------------------------------------------
 
 
@@ -563,6 +582,44 @@ def run_imgfront() -> RunImgfront:
         )
 
     return run
+
+
+# --- base images in the podman_node's storage -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+BUSYBOX_BASE = "localhost/imgfront/busybox:latest"
+DEBIAN_BASE = "localhost/imgfront/debian:bookworm"
+
+
+@pytest.fixture(scope="session")
+def busybox_base(
+    podman_node: PodmanNode, busybox_bins: Path, run_imgfront: RunImgfront, emulation_ready: Path, tmp_path_factory
+) -> str:
+    """The busybox base list for amd64 and arm64 (examples/web builds on it), made as `make base-image` does."""
+    if podman_node.podman("manifest", "exists", BUSYBOX_BASE, check=False).returncode != 0:
+        context = tmp_path_factory.mktemp("busybox-base")
+        shutil.copy2(REPO / "containerfiles" / "busybox" / "Containerfile", context / "Containerfile")
+        for arch in BUSYBOX_ARCHES:
+            shutil.copy2(busybox_bins / f"busybox-{arch}", context / f"busybox-{arch}")
+        made = run_imgfront(
+            ["build", "--platform", "linux/amd64,linux/arm64", "-t", BUSYBOX_BASE, context], podman_node.env
+        )
+        assert made.returncode == 0, made.stderr
+    return BUSYBOX_BASE
+
+
+@pytest.fixture(scope="session")
+def debian_base(podman_node: PodmanNode, emulation_ready: Path) -> str:
+    """The Debian list for amd64 and arm64 from `scripts/debian-base.sh` (minutes once, then seconds)."""
+    subprocess.run(
+        [REPO / "scripts" / "debian-base.sh"],
+        env=podman_node.cli_env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=True,
+    )
+    return DEBIAN_BASE
 
 
 # --- docker and a registry -----------------------------------------------------------------------

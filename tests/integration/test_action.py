@@ -23,20 +23,15 @@ from urllib.parse import quote
 
 import pytest
 from action_runner import ActionResult, run_action
+from conftest import BUSYBOX_CONTAINERFILE
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 BOTH = "linux/amd64,linux/arm64"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-BUSYBOX_BASE = "localhost/imgfront/busybox:latest"
 
-BASE = """\
-FROM scratch
-ARG TARGETARCH
-COPY busybox-${TARGETARCH} /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-"""
+BASE = BUSYBOX_CONTAINERFILE
 APP = BASE + 'RUN uname -m > /built-on\nCMD ["uname", "-m"]\n'
 
 
@@ -98,21 +93,6 @@ def explain(result: ActionResult) -> str:
         parts.append(f"--- {step.id or step.name}: {step.status} {step.reason} exit {step.exit_code}")
         parts.extend(result.mask(text) for text in (step.stdout, step.stderr) if text)
     return "\n".join(parts)
-
-
-@pytest.fixture(scope="module")
-def busybox_base(
-    podman_node: Any, busybox_bins: Path, run_imgfront: Any, emulation_ready: Path, tmp_path_factory: Any
-) -> str:
-    """The busybox base list that examples/web builds on, made as `make base-image` makes it."""
-    if podman_node.podman("manifest", "exists", BUSYBOX_BASE, check=False).returncode != 0:
-        context = tmp_path_factory.mktemp("busybox-base")
-        shutil.copy2(ROOT / "containerfiles" / "busybox" / "Containerfile", context / "Containerfile")
-        for arch in ("amd64", "arm64"):
-            shutil.copy2(busybox_bins / f"busybox-{arch}", context / f"busybox-{arch}")
-        made = run_imgfront(["build", "--platform", BOTH, "-t", BUSYBOX_BASE, context], podman_node.env)
-        assert made.returncode == 0, made.stderr
-    return BUSYBOX_BASE
 
 
 def test_one_runner_with_emulation_builds_the_list_and_reports_it(

@@ -11,18 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import BUSYBOX_CONTAINERFILE
 
 from imgfront.emulation.qemu import emulated_platforms
 from imgfront.platforms import Platform
 
 pytestmark = pytest.mark.slow
 
-BASE = """\
-FROM scratch
-ARG TARGETARCH
-COPY busybox-${TARGETARCH} /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-"""
+BASE = BUSYBOX_CONTAINERFILE
 
 
 def image_ids(node) -> set[str]:

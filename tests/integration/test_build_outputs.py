@@ -7,19 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import DOCKER_BUSYBOX_CONTAINERFILE
 
 pytestmark = pytest.mark.slow
 
 # Docker 20.10's legacy builder needs each FROM scratch stage to begin with COPY (docs/docker.md).
-BASE = """\
-ARG TARGETARCH
-FROM scratch AS base-amd64
-COPY busybox-amd64 /bin/busybox
-FROM scratch AS base-arm64
-COPY busybox-arm64 /bin/busybox
-FROM base-${TARGETARCH}
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-"""
+BASE = DOCKER_BUSYBOX_CONTAINERFILE
 
 
 def skopeo_raw(ref: str) -> dict[str, object]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import certifi
 import pytest
+from conftest import DOCKER_BUSYBOX_CONTAINERFILE
 
 from imgfront.build import automatic_args
 from imgfront.context import find_containerfile, pack
@@ -37,15 +38,7 @@ pytestmark = pytest.mark.slow
 
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
 
-BASE = """\
-ARG TARGETARCH
-FROM scratch AS base-amd64
-COPY busybox-amd64 /bin/busybox
-FROM scratch AS base-arm64
-COPY busybox-arm64 /bin/busybox
-FROM base-${TARGETARCH}
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-"""
+BASE = DOCKER_BUSYBOX_CONTAINERFILE
 
 
 class Recorder:

@@ -14,15 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import BUSYBOX_CONTAINERFILE
 
 pytestmark = pytest.mark.slow
 
-BASE = """\
-FROM scratch
-ARG TARGETARCH
-COPY busybox-${TARGETARCH} /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-"""
+BASE = BUSYBOX_CONTAINERFILE
 
 
 def plan_of(output: str) -> dict[str, str]:

@@ -14,19 +14,17 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import DEBIAN_BASE
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-BUSYBOX_BASE = "localhost/imgfront/busybox:latest"
-DEBIAN_BASE = "localhost/imgfront/debian:bookworm"
 BOTH = "linux/amd64,linux/arm64"
 PLATFORMS = ("linux/amd64", "linux/arm64")
 UNAME = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
@@ -34,33 +32,6 @@ CHECKPOINT = "localhost/imgfront-checkpoint"
 
 
 # --- fixtures and helpers ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def busybox_base(podman_node, busybox_bins, run_imgfront, emulation_ready, tmp_path_factory) -> str:
-    """The busybox base list for amd64 and arm64, made as `make base-image` makes it."""
-    if podman_node.podman("manifest", "exists", BUSYBOX_BASE, check=False).returncode != 0:
-        context = tmp_path_factory.mktemp("busybox-base")
-        shutil.copy2(REPO / "containerfiles" / "busybox" / "Containerfile", context / "Containerfile")
-        for arch in ("amd64", "arm64"):
-            shutil.copy2(busybox_bins / f"busybox-{arch}", context / f"busybox-{arch}")
-        result = run_imgfront(["build", "--platform", BOTH, "-t", BUSYBOX_BASE, context], podman_node.env)
-        assert result.returncode == 0, result.stderr
-    return BUSYBOX_BASE
-
-
-@pytest.fixture(scope="module")
-def debian_base(podman_node, emulation_ready) -> str:
-    """The Debian list for amd64 and arm64 from `scripts/debian-base.sh` (minutes once, then seconds)."""
-    subprocess.run(
-        [REPO / "scripts" / "debian-base.sh"],
-        env=podman_node.cli_env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=True,
-    )
-    return DEBIAN_BASE
 
 
 @pytest.fixture

@@ -9,26 +9,12 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import BUSYBOX_CONTAINERFILE, DOCKER_BUSYBOX_CONTAINERFILE
 
 pytestmark = pytest.mark.slow
 
-BASE = """\
-FROM scratch
-ARG TARGETARCH
-COPY busybox-${TARGETARCH} /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-"""
+BASE = BUSYBOX_CONTAINERFILE
 TWO = "linux/amd64,linux/arm64"
-# Docker 20.10's legacy builder needs a FROM scratch stage for another platform to begin with COPY.
-DOCKER_BASE = """\
-ARG TARGETARCH
-FROM scratch AS base-amd64
-COPY busybox-amd64 /bin/busybox
-FROM scratch AS base-arm64
-COPY busybox-arm64 /bin/busybox
-FROM base-${TARGETARCH}
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-"""
 
 
 def manifest(registry, path: str) -> tuple[int, dict]:
@@ -403,7 +389,7 @@ def test_docker_engine_as_local_node_pushes_a_list(
             meta,
             "--progress",
             "plain",
-            make_context(DOCKER_BASE + "RUN echo docker > /engine\n"),
+            make_context(DOCKER_BUSYBOX_CONTAINERFILE + "RUN echo docker > /engine\n"),
         ],
         env,
     )
@@ -418,7 +404,9 @@ def test_docker_engine_as_local_node_pushes_a_list(
     _, _, body = registry.get("/v2/docker/app/tags/list")
     assert set(json.loads(body)["tags"]) == {"1", "1-linux_amd64", "1-linux_arm64"}
 
-    no_list = run_imgfront(["build", "--engine", "docker", "-t", "localhost/x:1", make_context(DOCKER_BASE)], env)
+    no_list = run_imgfront(
+        ["build", "--engine", "docker", "-t", "localhost/x:1", make_context(DOCKER_BUSYBOX_CONTAINERFILE)], env
+    )
     assert no_list.returncode == 2
     assert "cannot hold the manifest list" in one_line_error(no_list)
 
