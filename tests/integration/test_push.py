@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -389,12 +390,19 @@ def test_docker_engine_as_local_node_pushes_a_list(
             meta,
             "--progress",
             "plain",
+            "--output",
+            f"type=oci-layout,dest={tmp_path / 'layout'}",
             make_context(DOCKER_BUSYBOX_CONTAINERFILE + "RUN echo docker > /engine\n"),
         ],
         env,
     )
     assert result.returncode == 0, result.stderr
     assert "cannot hold a list" in result.stderr
+    # The file output is written from the Docker engine too, and skopeo reads both platforms from it.
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci:{tmp_path / 'layout'}"], capture_output=True, text=True, check=True
+    )
+    assert {m["platform"]["architecture"] for m in json.loads(raw.stdout)["manifests"]} == {"amd64", "arm64"}
     data = json.loads(meta.read_text())
     status, index = manifest(registry, "/v2/docker/app/manifests/1")
     assert status == 200
