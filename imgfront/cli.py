@@ -488,7 +488,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args, prog_name="imgfront", standalone_mode=False)
+        # Without standalone mode, click returns a command's typer.Exit code instead of exiting with it.
+        code = command.main(args, prog_name="imgfront", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:  # usage errors: unknown option, bad value, missing argument

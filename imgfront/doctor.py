@@ -76,11 +76,14 @@ def _emulation_checks() -> Iterator[Check]:
     from imgfront.emulation import binfmt, qemu
 
     if not binfmt.is_mounted():
+        # Native builds need no emulation; inside a container the host's handlers are not visible at all.
         yield Check(
             "binfmt_misc",
             False,
-            "not mounted",
-            "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc (imgfront emulation install does)",
+            "not mounted: only this machine's own platform builds here",
+            "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc (imgfront emulation install does); "
+            "in a container, build other platforms on a --node",
+            warning=True,
         )
         return
     handlers = [h for h in binfmt.read_handlers() if h.platform is not None]

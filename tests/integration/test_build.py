@@ -353,6 +353,12 @@ def test_doctor_checks_engine_and_emulation(podman_node, run_imgfront, emulation
     assert "linux/arm64" in result.stdout
 
 
+def test_doctor_exits_1_when_a_check_fails(podman_node, run_imgfront, tmp_path):
+    result = run_imgfront(["doctor"], {**podman_node.env, "CONTAINER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert result.returncode == 1
+    assert "[FAIL] engine:" in result.stdout
+
+
 def test_emulation_status_shows_arm64(run_imgfront, emulation_ready):
     result = run_imgfront(["emulation", "status"], dict(os.environ))
     assert result.returncode == 0
