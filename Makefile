@@ -7,6 +7,7 @@
 #   make lint        ruff check, ruff format --check, mypy
 #   make bench       time imgfront against podman build --manifest; appends to bench/RESULTS.md
 #   make debian-base the Debian bookworm base list for amd64 and arm64 (examples/hello-static)
+#   make image       the imgfront container image for amd64 and arm64 (docs/container-image.md)
 #
 # As a non-root user on an unprepared host, setup (and so demo and test) prints what to install
 # and stops.
@@ -68,6 +69,15 @@ base-image: setup
 debian-base: setup
 	scripts/debian-base.sh
 
+# imgfront's own image, built by imgfront on the local Debian list. Certificates this host adds (a proxy that
+# re-signs PyPI's TLS) are trusted by pip in the build's first stage only.
+.PHONY: image
+image: setup debian-base
+	$(IMGFRONT) build --platform $(PLATFORMS) -f containerfiles/imgfront.Containerfile \
+	    --build-arg BASE=localhost/imgfront/debian:bookworm \
+	    --build-arg EXTRA_CA_CERTS="$$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)" \
+	    -t localhost/imgfront:latest .
+
 # The reference workload's context (tests and benchmarks build containerfiles/reference).
 reference-context: setup
 	@$(call copy-busybox,containerfiles/reference)
@@ -92,6 +102,7 @@ lint: venv
 
 bench: setup
 	$(BIN)/python bench/bench_build.py --rounds 3 --record
+	$(BIN)/python bench/bench_push.py --rounds 3 --record
 
 # Local files only; images in podman's storage are left alone.
 clean:

@@ -4,14 +4,15 @@
 One run, alternating, each round with fresh random layers so that the registry holds none of them yet:
 - podman: `podman build --platform linux/amd64,linux/arm64 --manifest L` then `podman manifest push --all`,
   on one store (what a user without a farm does);
-- imgfront --push (local): the same builds on the same store, in parallel, and the list pushed by the engine;
+- imgfront --push (local): the same builds on the same store, in parallel; the engine pushes the list;
 - imgfront --push (2 nodes): two podman nodes build one platform each; the images come home, the list is pushed
   from here;
 - imgfront --push-from-nodes (2 nodes): the same nodes push their images themselves; the index is written here.
 
 Each platform's image is one layer of random data (FROM scratch, COPY), so no emulation runs and the time is
 the build's copy plus the transfers. Both tools build with --no-cache: the layer cache of podman 4.3 ignores the
-platform of FROM scratch stages, which would make imgfront build a platform twice (it checks) and podman not. The registry is Debian's docker-registry on loopback, without TLS.
+platform of FROM scratch stages, which would make imgfront build a platform twice (it checks) and podman not.
+The registry is Debian's docker-registry on loopback, without TLS.
 
     .venv/bin/python bench/bench_push.py [--size-mb 128] [--rounds 3] [--record]
 """
