@@ -263,9 +263,8 @@ class PodmanBuilder(ImageBuilder):
 
     def _build_containers(self) -> set[str]:
         """buildah's working containers, which podman lists only as 'external' storage containers."""
-        response = self.client.api.get("/containers/json", params={"all": True, "external": True})
-        _raise(response, f"{self.name}: listing build containers")
-        return {str(c["Id"]) for c in response.json() if c.get("State") == "storage"}
+        containers = self._json_params("get", "/containers/json", {"all": True, "external": True})
+        return {str(c["Id"]) for c in containers if c.get("State") == "storage"}
 
     def _remember_containers(self) -> None:
         with self._lock:
@@ -557,8 +556,12 @@ class PodmanBuilder(ImageBuilder):
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _json(self, method: str, path: str, missing_ok: bool = False) -> Any:
+        return self._json_params(method, path, None, missing_ok)
+
+    def _json_params(self, method: str, path: str, params: dict[str, Any] | None, missing_ok: bool = False) -> Any:
+        """A call whose transport failures (a service gone, say) are EngineErrors like its error answers."""
         try:
-            response = getattr(self.client.api, method)(path)
+            response = getattr(self.client.api, method)(path, params=params)
         except (requests.RequestException, PodmanError) as e:
             raise EngineError(f"{self.name}: {e}") from e
         if missing_ok and response.status_code == 404:
