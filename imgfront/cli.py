@@ -368,16 +368,33 @@ def login(
     tls_verify: Annotated[str | None, TLS_VERIFY] = None,
     authfile: Annotated[Path | None, AUTHFILE] = None,
 ) -> None:
-    """Check credentials against REGISTRY and store them in the auth file, as podman login does."""
-    from imgfront.auth import Credentials, normalize_registry, read_password, store_credentials
-    from imgfront.registry import Registry
+    """Check credentials against REGISTRY and store them in the auth file, as podman login does.
 
+    Without -u and a password, stored credentials that still work are kept; on a terminal, imgfront asks.
+    """
+    import getpass
+
+    from imgfront.auth import Credentials, find_credentials, normalize_registry, read_password, store_credentials
+    from imgfront.registry import Registry, RegistryError
+
+    host = normalize_registry(registry).split("/", 1)[0]
+    verify = _tls_verify(tls_verify)
+    if not username and password is None and not password_stdin:
+        stored = find_credentials(normalize_registry(registry), authfile)
+        if stored is not None:
+            with Registry(host, stored, verify) as client, contextlib.suppress(RegistryError):
+                client.check_login()
+                print(f"Authenticating with existing credentials for {registry}\nAlready logged in to {registry}")
+                return
+    interactive = sys.stdin.isatty()
+    if not username and interactive:
+        username = input("Username: ").strip()
     if not username:
         raise UsageError("no user name given", hint="pass it with -u USER")
-    secret = read_password(password, password_stdin)
-    credentials = Credentials(username, secret)
-    host = normalize_registry(registry).split("/", 1)[0]
-    with Registry(host, credentials, _tls_verify(tls_verify)) as client:
+    if password is None and not password_stdin and interactive:
+        password = getpass.getpass("Password: ")
+    credentials = Credentials(username, read_password(password, password_stdin))
+    with Registry(host, credentials, verify) as client:
         client.check_login()
     store_credentials(registry, credentials, authfile)
     print("Login Succeeded!")

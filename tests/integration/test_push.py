@@ -61,6 +61,15 @@ def test_login_push_list_and_every_instance_to_each_tag(
     assert oct(authfile.stat().st_mode & 0o777) == "0o600"
     stored = json.loads(authfile.read_text())["auths"][registry.url]["auth"]
     assert base64.b64decode(stored).decode() == f"{registry.user}:{registry.password}"
+    # Again without credentials: the stored ones still work, so they are kept.
+    again = run_imgfront(["login", registry.url, "--tls-verify=false", "--authfile", authfile], podman_node.env)
+    assert again.returncode == 0, again.stderr
+    assert "Already logged in" in again.stdout
+    nobody = run_imgfront(
+        ["login", registry.url, "--tls-verify=false", "--authfile", authfile.with_name("none.json")], podman_node.env
+    )
+    assert nobody.returncode == 2
+    assert "no user name given" in one_line_error(nobody)
 
     repo = f"{registry.url}/team/app"
     ctx = make_context(BASE + "RUN echo pushed > /pushed\n")
