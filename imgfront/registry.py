@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import tenacity
+import urllib3
 
 from imgfront.errors import ImgfrontError
 from imgfront.references import Reference
@@ -116,6 +117,9 @@ class Registry:
         self.session.headers["User-Agent"] = "imgfront"
         self._base: str | None = None
         self._authorization: dict[str, str] = {}  # scope -> Authorization header
+        if not self.verify:
+            # Asked for: one warning per request from urllib3 would bury the output.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
     def close(self) -> None:
         self.session.close()
@@ -151,13 +155,15 @@ class Registry:
         realm = params.get("realm")
         if kind.lower() != "bearer" or not realm:
             raise RegistryError(f"{self.host}: unsupported authentication challenge {kind!r}")
-        query = {"service": params.get("service", "")}
+        query: dict[str, str | list[str]] = {"service": params.get("service", "")}
         if scope:
-            query["scope"] = scope
+            query["scope"] = scope.split()  # one scope= per repository, as the token spec has them
         try:
             if creds is not None and creds.identity_token:
                 form = {**query, "grant_type": "refresh_token", "refresh_token": creds.identity_token}
-                response = self.session.post(realm, data={**form, "client_id": "imgfront"}, timeout=TIMEOUT)
+                response = self.session.post(
+                    realm, data={**form, "client_id": "imgfront"}, timeout=TIMEOUT, verify=self.verify
+                )
             else:
                 auth = (creds.username, creds.password) if creds is not None else None
                 response = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT, verify=self.verify)
