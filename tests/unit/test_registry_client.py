@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import ClassVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -43,7 +43,7 @@ class MockTokenRegistry(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        port = self.server.server_address[1]
+        port = cast(ThreadingHTTPServer, self.server).server_port
         if url.path == "/token":
             query = parse_qs(url.query)
             type(self).token_requests.append(query)
