@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def push_list(
         digest = local.push_list(list_name, name, credentials, options.tls_verify)
         with Registry(reference.domain, credentials, options.tls_verify) as registry:
             index = registry.manifest(reference.path, digest)
-        instances = {p: str(e["digest"]) for e in index.json().get("manifests", []) if (p := _platform_of(e))}
+        instances = _platform_digests(index.json().get("manifests", []))
         pushed.append(Pushed(name, index.digest, index.media_type, index.size, instances))
         note(f"pushed {name}: {index.digest}")
     return pushed
@@ -105,20 +105,43 @@ def push_from_nodes(
             note(f"{report.platform}@{report.node}: pushed {repository}@{digest}")
     if options.mode == "digest":
         return [Pushed(repository, "", instances=by_repository[repository]) for repository in repositories]
-    pushed = []
-    for name in names:
-        reference = parse_reference(name)
-        instances = by_repository[reference.repository]
-        with Registry(reference.domain, _credentials(reference, options), options.tls_verify) as registry:
-            sources = [(reference.path, digest) for digest in instances.values()]
-            body, media_type = make_index(registry, reference.path, sources)
-            digest = registry.put_manifest(reference.path, reference.tag, body, media_type)
-        pushed.append(Pushed(name, digest, media_type, len(body), instances))
-        note(f"pushed {name}: {digest}")
-    return pushed
+    written = write_index(
+        names, lambda target: [(target.path, d) for d in by_repository[target.repository].values()], options, note
+    )
+    # The platforms as the nodes built them, which the reports are matched against.
+    return [replace(p, instances=by_repository[parse_reference(p.name).repository]) for p in written]
 
 
 # -- writing an index in a registry ----------------------------------------------------------------
+
+
+def _platform_digests(entries: Sequence[Mapping[str, Any]]) -> dict[Platform, str]:
+    """Each platform's manifest digest in an index's entries."""
+    return {p: str(e["digest"]) for e in entries if (p := _platform_of(e))}
+
+
+def write_index(
+    names: Sequence[str],
+    sources: Callable[[Reference], Sequence[tuple[str, str]]],
+    options: PushOptions,
+    note: Callable[[str], None],
+) -> list[Pushed]:
+    """Write an index over `sources(name)` ((repository, digest or tag) in the name's registry) under every name.
+
+    The index is made once per repository, and put under each of its tags.
+    """
+    made: dict[str, tuple[bytes, str]] = {}
+    pushed = []
+    for name in names:
+        target = parse_reference(name)
+        with Registry(target.domain, _credentials(target, options), options.tls_verify) as registry:
+            if target.repository not in made:
+                made[target.repository] = make_index(registry, target.path, sources(target))
+            body, media_type = made[target.repository]
+            digest = registry.put_manifest(target.path, target.tag, body, media_type)
+        pushed.append(Pushed(name, digest, media_type, len(body), _platform_digests(json.loads(body)["manifests"])))
+        note(f"pushed {name}: {digest}")
+    return pushed
 
 
 def _entry(registry: Registry, repository: str, manifest: Manifest) -> dict[str, Any]:
@@ -177,19 +200,13 @@ def create_index(names: Sequence[str], sources: Sequence[str], options: PushOpti
     if not sources:
         raise UsageError("no --from given", hint="name each image pushed before: --from REPOSITORY@sha256:...")
     refs = [parse_reference(s, digest=True) for s in sources]
-    pushed = []
-    for name in names:
-        target = parse_reference(name)
+    targets = [parse_reference(name) for name in names]
+    for target in targets:
         for ref in refs:
             if ref.domain != target.domain:
                 raise UsageError(
                     f"{ref} is in another registry than {target}",
                     hint="manifest create works within one registry: push every platform there first",
                 )
-        with Registry(target.domain, _credentials(target, options), options.tls_verify) as registry:
-            body, media_type = make_index(registry, target.path, [(r.path, r.digest or r.tag) for r in refs])
-            digest = registry.put_manifest(target.path, target.tag, body, media_type)
-            entries = json.loads(body)["manifests"]
-        instances = {p: str(e["digest"]) for e in entries if (p := _platform_of(e))}
-        pushed.append(Pushed(str(target), digest, media_type, len(body), instances))
-    return pushed
+    from_refs = [(r.path, r.digest or r.tag) for r in refs]
+    return write_index([str(t) for t in targets], lambda _: from_refs, options, lambda _: None)

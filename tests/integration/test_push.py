@@ -376,6 +376,26 @@ def test_ci_matrix_push_by_digest_then_manifest_create(
     assert twice.returncode == 2
     assert "two images for" in one_line_error(twice)
 
+    # A name in another registry is refused before any name is written.
+    elsewhere = run_imgfront(
+        [
+            "manifest",
+            "create",
+            f"{registry.url}/matrix/never:1",
+            "--tag",
+            "elsewhere.example/matrix/never:1",
+            "--from",
+            f"{registry.url}/matrix/app@{digests[0]}",
+            "--tls-verify=false",
+            "--authfile",
+            authfile,
+        ],
+        podman_node.env,
+    )
+    assert elsewhere.returncode == 2
+    assert "in another registry" in one_line_error(elsewhere)
+    assert registry.get("/v2/matrix/never/manifests/1")[0] == 404
+
 
 def test_docker_engine_as_local_node_pushes_a_list(
     dockerd, registry, make_context, run_imgfront, emulation_ready, tmp_path
