@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import json
 import os
 import shlex
 import shutil
@@ -42,7 +43,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
@@ -228,6 +229,20 @@ def make_context(tmp_path: Path, busybox_bins: Path) -> MakeContext:
         return context
 
     return make
+
+
+class Recorder:
+    """BuildEvents that keep what they are told (appends only, so safe to read from another thread)."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[int, int, str]] = []
+        self.lines: list[str] = []
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self.steps.append((number, total, text))
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
 
 
 # Tiny two-platform bases from make_context's busybox binaries, for the integration tests.
@@ -593,7 +608,11 @@ DEBIAN_BASE = "localhost/imgfront/debian:bookworm"
 
 @pytest.fixture(scope="session")
 def busybox_base(
-    podman_node: PodmanNode, busybox_bins: Path, run_imgfront: RunImgfront, emulation_ready: Path, tmp_path_factory
+    podman_node: PodmanNode,
+    busybox_bins: Path,
+    run_imgfront: RunImgfront,
+    emulation_ready: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """The busybox base list for amd64 and arm64 (examples/web builds on it), made as `make base-image` does."""
     if podman_node.podman("manifest", "exists", BUSYBOX_BASE, check=False).returncode != 0:
@@ -805,15 +824,27 @@ class Registry:
     pid: int
     root: Path  # its storage
 
-    def get(self, url_path: str, auth: bool = True, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-        """GET url_path (e.g. "/v2/"), with the user's basic credentials unless auth is False."""
+    def _basic(self, password: str | None = None) -> str:
         import base64
 
+        return base64.b64encode(f"{self.user}:{password or self.password}".encode()).decode()
+
+    def write_auth_file(self, path: Path, password: str | None = None) -> Path:
+        """An auth file as podman login writes it, for the user (with another password when given)."""
+        path.write_text(json.dumps({"auths": {self.url: {"auth": self._basic(password)}}}))
+        return path
+
+    def manifest(self, repository: str, reference: str) -> tuple[int, str, dict[str, Any]]:
+        """A manifest with every media type accepted: (status, Docker-Content-Digest, the JSON)."""
+        status, headers, body = self.get(f"/v2/{repository}/manifests/{reference}")
+        return status, headers.get("Docker-Content-Digest", ""), json.loads(body or b"{}")
+
+    def get(self, url_path: str, auth: bool = True, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        """GET url_path (e.g. "/v2/"), with the user's basic credentials unless auth is False."""
         host, _, port = self.url.rpartition(":")
         headers = {"Accept": ", ".join(MANIFEST_TYPES)}
         if auth:
-            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+            headers["Authorization"] = f"Basic {self._basic()}"
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
         try:
             conn.request("GET", url_path, headers=headers)

@@ -65,12 +65,6 @@ def run(podman_node: Any, tmp_path: Path) -> RunAction:
     return run_one
 
 
-def manifest(registry: Any, repository: str, reference: str) -> tuple[int, str, dict[str, Any]]:
-    """GET a manifest with every media type accepted: (status, Docker-Content-Digest, the JSON)."""
-    status, headers, body = registry.get(f"/v2/{repository}/manifests/{reference}")
-    return status, headers.get("Docker-Content-Digest", ""), json.loads(body or b"{}")
-
-
 def stored_image(node: Any, name: str) -> dict[str, Any]:
     """The c/storage record of the image (or list) with this name: podman 4.3 resolves a list's name to an
     instance when inspecting it, so read the record that holds the list's own id and digest."""
@@ -171,12 +165,12 @@ def test_push_logs_in_with_a_masked_password_and_pushes_the_list_and_each_image(
     assert registry.password not in result.log()
     assert not list(Path(result.step("login").outputs["authfile"]).parent.glob("auth-*.json"))  # removed at the end
 
-    status, index_digest, index = manifest(registry, repository, "1")
+    status, index_digest, index = registry.manifest(repository, "1")
     assert status == 200, index
     assert index_platforms(index) == ["linux/amd64", "linux/arm64"]
     assert result.outputs["digest"] == index_digest  # after a push, the list's digest is the registry's
     for instance in index["manifests"]:
-        found, digest, _ = manifest(registry, repository, instance["digest"])
+        found, digest, _ = registry.manifest(repository, instance["digest"])
         assert (found, digest) == (200, instance["digest"])
     assert sorted(result.outputs["digests"].splitlines()) == sorted(m["digest"] for m in index["manifests"])
     assert result.outputs["tags"] == f"{registry.url}/{repository}:1"
@@ -208,10 +202,10 @@ def test_matrix_of_by_digest_jobs_then_merge_makes_one_index(
         assert job.outputs["digests"] == digest
         assert job.outputs["tags"] == ""  # nothing was tagged
         assert json.loads(job.outputs["metadata"])["imgfront.builds"][0]["pushed_digest"] == digest
-        assert manifest(registry, repository, digest)[:2] == (200, digest)
+        assert registry.manifest(repository, digest)[:2] == (200, digest)
         assert job.leaks(registry.password) == []
         digests[platform] = digest
-    assert manifest(registry, repository, "latest")[0] == 404  # by digest only: nothing tagged
+    assert registry.manifest(repository, "latest")[0] == 404  # by digest only: nothing tagged
 
     merged = run(
         {
@@ -225,7 +219,7 @@ def test_matrix_of_by_digest_jobs_then_merge_makes_one_index(
     assert merged.leaks(registry.password) == []
     assert merged.outputs["sources"].splitlines() == [f"{registry.url}/{repository}@{d}" for d in digests.values()]
     for tag in ("1", "stable"):
-        status, digest, index = manifest(registry, repository, tag)
+        status, digest, index = registry.manifest(repository, tag)
         assert status == 200, index
         assert digest == merged.outputs["digest"]
         assert index_platforms(index) == ["linux/amd64", "linux/arm64"]
@@ -242,7 +236,7 @@ def test_matrix_of_by_digest_jobs_then_merge_makes_one_index(
         {"tags": f"{registry.url}/{repository}:2", "digests-dir": os.fspath(folder), **login}, action="merge"
     )
     assert from_folder.ok, explain(from_folder)
-    status, _, index = manifest(registry, repository, "2")
+    status, _, index = registry.manifest(repository, "2")
     assert status == 200 and {m["digest"] for m in index["manifests"]} == set(digests.values())
 
 

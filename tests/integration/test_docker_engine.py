@@ -18,7 +18,7 @@ from pathlib import Path
 
 import certifi
 import pytest
-from conftest import DOCKER_BUSYBOX_CONTAINERFILE
+from conftest import DOCKER_BUSYBOX_CONTAINERFILE, Recorder
 
 from imgfront.build import automatic_args
 from imgfront.context import find_containerfile, pack
@@ -39,20 +39,6 @@ pytestmark = pytest.mark.slow
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
 
 BASE = DOCKER_BUSYBOX_CONTAINERFILE
-
-
-class Recorder:
-    """BuildEvents that keep what they are told, safe to read from another thread."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[int, int, str]] = []
-        self.lines: list[str] = []
-
-    def step(self, number: int, total: int, text: str) -> None:
-        self.steps.append((number, total, text))
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ flags on the outer `podman run` beyond the volume and the context.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import json
@@ -340,9 +339,7 @@ def test_push_from_inside_takes_credentials_from_a_secret(
     tmp_path: Path,
 ) -> None:
     """The auth file is the user's own (0600): a podman secret hands it to the container's user."""
-    token = base64.b64encode(f"{registry.user}:{registry.password}".encode()).decode()
-    auth = tmp_path / "auth.json"
-    auth.write_text(json.dumps({"auths": {registry.url: {"auth": token}}}))
+    auth = registry.write_auth_file(tmp_path / "auth.json")
     auth.chmod(0o600)
     secret = f"imgfront-auth-{uuid.uuid4().hex[:12]}"
     podman_node.podman("secret", "create", secret, auth)

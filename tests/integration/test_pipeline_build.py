@@ -8,7 +8,6 @@ The stages dnf and apk cannot run here: no Fedora or Alpine image can be had wit
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -305,9 +304,7 @@ def test_pipeline_push_and_an_up_to_date_pipeline_pushes_what_it_has(
     podman_node, busybox_base, registry, run_imgfront, env, tmp_path
 ):
     pipeline = write_pipeline(tmp_path / "pushed", UNCHANGED.format(marker="pushed"))
-    auth = tmp_path / "auth.json"
-    token = base64.b64encode(f"{registry.user}:{registry.password}".encode()).decode()
-    auth.write_text(json.dumps({"auths": {registry.url: {"auth": token}}}))
+    auth = registry.write_auth_file(tmp_path / "auth.json")
     push = ["--push", "--tls-verify=false", "--authfile", auth, "--progress", "json"]
     tag = "1"
     for meta in (tmp_path / "built.json", tmp_path / "unchanged.json"):

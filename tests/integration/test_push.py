@@ -18,19 +18,6 @@ BASE = BUSYBOX_CONTAINERFILE
 TWO = "linux/amd64,linux/arm64"
 
 
-def manifest(registry, path: str) -> tuple[int, dict]:
-    status, _, body = registry.get(path)
-    return status, (json.loads(body) if status == 200 else {})
-
-
-def auth_file(tmp_path: Path, registry, password: str | None = None) -> Path:
-    """An auth file as podman writes it, for the registry's user (with another password when given)."""
-    path = tmp_path / "auth.json"
-    token = base64.b64encode(f"{registry.user}:{password or registry.password}".encode()).decode()
-    path.write_text(json.dumps({"auths": {registry.url: {"auth": token}}}))
-    return path
-
-
 def assert_no_secret(secret: str, *texts: str, folder: Path | None = None, skip: tuple[Path, ...] = ()) -> None:
     for text in texts:
         assert secret not in text
@@ -96,18 +83,18 @@ def test_login_push_list_and_every_instance_to_each_tag(
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(meta.read_text())
-    status, index = manifest(registry, "/v2/team/app/manifests/1")
+    status, _, index = registry.manifest("team/app", "1")
     assert status == 200
     _, headers, _ = registry.get("/v2/team/app/manifests/1")
     assert headers["Docker-Content-Digest"] == data["containerimage.digest"]
     assert data["containerimage.descriptor"]["digest"] == data["containerimage.digest"]
-    assert manifest(registry, "/v2/team/app/manifests/latest") == (status, index)
+    assert registry.manifest("team/app", "latest")[::2] == (status, index)
     in_registry = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
     assert set(in_registry) == {"amd64", "arm64"}
     for build in data["imgfront.builds"]:
         arch = build["platform"].split("/")[1]
         assert build["pushed_digest"] == in_registry[arch]
-        status, image = manifest(registry, f"/v2/team/app/manifests/{in_registry[arch]}")
+        status, _, image = registry.manifest("team/app", in_registry[arch])
         assert status == 200
         for blob in [image["config"], *image["layers"]]:
             assert registry.get(f"/v2/team/app/blobs/{blob['digest']}")[0] == 200
@@ -134,19 +121,18 @@ def test_credentials_come_from_registry_auth_file_then_docker_config(
     push = ["build", "-t", f"{registry.url}/creds/app:1", "--push", "--tls-verify=false", ctx]
 
     # Docker's config, the last place looked in.
-    auth_file(tmp_path, registry).replace(home / ".docker" / "config.json")
+    registry.write_auth_file(home / ".docker" / "config.json")
     result = run_imgfront(push, env)
     assert result.returncode == 0, result.stderr
 
     # REGISTRY_AUTH_FILE wins over the default files; a wrong password there is refused.
-    bad = auth_file(tmp_path, registry, password="wrong-password-123")
+    bad = registry.write_auth_file(tmp_path / "bad.json", password="wrong-password-123")
     result = run_imgfront(push, {**env, "REGISTRY_AUTH_FILE": str(bad)})
     assert result.returncode == 1
     assert "authentication required" in one_line_error(result) or "unauthorized" in result.stderr
     assert "imgfront login" in result.stderr
     # And --authfile wins over REGISTRY_AUTH_FILE.
-    good = tmp_path / "good.json"
-    auth_file(tmp_path, registry).replace(good)
+    good = registry.write_auth_file(tmp_path / "good.json")
     result = run_imgfront([*push[:-1], "--authfile", good, ctx], {**env, "REGISTRY_AUTH_FILE": str(bad)})
     assert result.returncode == 0, result.stderr
 
@@ -155,7 +141,7 @@ def test_bad_credentials_are_one_line_exit_1_and_never_shown(
     podman_node, registry, make_context, run_imgfront, tmp_path
 ):
     wrong = "Wr0ng-Secret-Pa55word"
-    bad = auth_file(tmp_path, registry, password=wrong)
+    bad = registry.write_auth_file(tmp_path / "auth.json", password=wrong)
     ctx = make_context(BASE)
     for debug in ([], ["--debug"]):
         result = run_imgfront(
@@ -207,7 +193,7 @@ def test_registry_without_tls_needs_tls_verify_false(podman_node, registry, make
             f"{registry.url}/tls/app:1",
             "--push",
             "--authfile",
-            auth_file(tmp_path, registry),
+            registry.write_auth_file(tmp_path / "auth.json"),
             make_context(BASE),
         ],
         podman_node.env,
@@ -220,7 +206,7 @@ def test_registry_without_tls_needs_tls_verify_false(podman_node, registry, make
 def test_refused_push_and_missing_repository_are_one_line_exit_1(
     podman_node, readonly_registry, make_context, run_imgfront, tmp_path
 ):
-    authfile = auth_file(tmp_path, readonly_registry)
+    authfile = readonly_registry.write_auth_file(tmp_path / "auth.json")
     result = run_imgfront(
         [
             "build",
@@ -275,7 +261,7 @@ def test_push_from_nodes_brings_nothing_home(
             "--push-from-nodes",
             "--tls-verify=false",
             "--authfile",
-            auth_file(tmp_path, registry),
+            registry.write_auth_file(tmp_path / "auth.json"),
             "--metadata-file",
             meta,
             "--progress",
@@ -288,7 +274,7 @@ def test_push_from_nodes_brings_nothing_home(
     assert "brought home" not in result.stderr
     data = json.loads(meta.read_text())
     assert data["imgfront.outputs"] == []
-    status, index = manifest(registry, "/v2/nodes/app/manifests/1")
+    status, _, index = registry.manifest("nodes/app", "1")
     assert status == 200
     assert registry.get("/v2/nodes/app/manifests/1")[1]["Docker-Content-Digest"] == data["containerimage.digest"]
     pushed = {b["platform"]: b["pushed_digest"] for b in data["imgfront.builds"]}
@@ -305,7 +291,7 @@ def test_push_from_nodes_brings_nothing_home(
 def test_ci_matrix_push_by_digest_then_manifest_create(
     podman_node, registry, make_context, run_imgfront, emulation_ready, tmp_path
 ):
-    authfile = auth_file(tmp_path, registry)
+    authfile = registry.write_auth_file(tmp_path / "auth.json")
     ctx = make_context(BASE + "RUN uname -m > /arch\n")
     digests = []
     for platform in ("linux/amd64", "linux/arm64"):
@@ -331,7 +317,7 @@ def test_ci_matrix_push_by_digest_then_manifest_create(
         data = json.loads(meta.read_text())
         digest = data["containerimage.digest"]
         assert digest == data["imgfront.builds"][0]["pushed_digest"]
-        assert manifest(registry, f"/v2/matrix/app/manifests/{digest}")[0] == 200
+        assert registry.manifest("matrix/app", digest)[0] == 200
         digests.append(digest)
     # By digest only: the repository has no tag.
     status, _, body = registry.get("/v2/matrix/app/tags/list")
@@ -355,7 +341,7 @@ def test_ci_matrix_push_by_digest_then_manifest_create(
         assert {m["platform"]["architecture"] for m in index["manifests"]} == {"amd64", "arm64"}
     # The instances were mounted into the new repository, so the index there is whole.
     for d in digests:
-        assert manifest(registry, f"/v2/matrix/release/manifests/{d}")[0] == 200
+        assert registry.manifest("matrix/release", d)[0] == 200
 
     # The same platform twice is refused before anything is written.
     twice = run_imgfront(
@@ -414,7 +400,7 @@ def test_docker_engine_as_local_node_pushes_a_list(
             "--push",
             "--tls-verify=false",
             "--authfile",
-            auth_file(tmp_path, registry),
+            registry.write_auth_file(tmp_path / "auth.json"),
             "--metadata-file",
             meta,
             "--progress",
@@ -433,7 +419,7 @@ def test_docker_engine_as_local_node_pushes_a_list(
     )
     assert {m["platform"]["architecture"] for m in json.loads(raw.stdout)["manifests"]} == {"amd64", "arm64"}
     data = json.loads(meta.read_text())
-    status, index = manifest(registry, "/v2/docker/app/manifests/1")
+    status, _, index = registry.manifest("docker/app", "1")
     assert status == 200
     assert {m["platform"]["architecture"] for m in index["manifests"]} == {"amd64", "arm64"}
     assert {m["digest"] for m in index["manifests"]} == {b["pushed_digest"] for b in data["imgfront.builds"]}

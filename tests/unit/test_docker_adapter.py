@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Recorder
 
 from imgfront.engines import ENGINES
 from imgfront.engines.base import ListInstance
@@ -157,18 +158,6 @@ def test_new_enough(version: str, api: str, expected: bool) -> None:
 def test_ids_are_bare_hex_as_in_podman_reports() -> None:
     assert bare_id("sha256:" + "ab" * 32) == "ab" * 32
     assert bare_id("ab" * 32) == "ab" * 32
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.steps: list[tuple[int, int, str]] = []
-        self.lines: list[str] = []
-
-    def step(self, number: int, total: int, text: str) -> None:
-        self.steps.append((number, total, text))
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
 
 
 def test_build_log_reads_steps_split_across_pieces_and_drops_its_own_noise() -> None:
