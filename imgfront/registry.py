@@ -138,9 +138,7 @@ class Registry:
             if not self.verify:
                 try:
                     self.session.get(f"{self._base}/v2/", verify=False, timeout=TIMEOUT)
-                except requests.exceptions.SSLError:
-                    self._base = f"http://{self.host}"
-                except requests.ConnectionError:
+                except requests.ConnectionError:  # no TLS there (an SSLError is one too), or no https port
                     self._base = f"http://{self.host}"
         return self._base
 
