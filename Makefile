@@ -2,7 +2,9 @@
 #
 #   make setup       host packages + config (scripts/setup-host.sh, root), .venv, arm64 emulation
 #   make demo        setup, the busybox base list, then build and run examples/hello for two platforms
-#   make test        setup, lint, then all tests (unit and slow integration; needs root)
+#   make test        setup, lint, then all tests (unit and slow integration, on the host's podman and on
+#                    the other Debian release's podman in a container; needs root)
+#   make podman-node the cached root file system of that second podman (scripts/podman-node-rootfs.sh)
 #   make test-fast   unit tests only (-m 'not slow'); needs just the venv
 #   make lint        ruff check, ruff format --check, mypy
 #   make bench       time imgfront against podman build --manifest; appends to bench/RESULTS.md
@@ -32,7 +34,7 @@ export IMGFRONT_BUSYBOX_DIR ?= /var/cache/imgfront/busybox
 copy-busybox = for arch in amd64 arm64; do cmp -s $(IMGFRONT_BUSYBOX_DIR)/busybox-$$arch $(1)/busybox-$$arch \
     || install -m 755 $(IMGFRONT_BUSYBOX_DIR)/busybox-$$arch $(1)/busybox-$$arch; done
 
-.PHONY: help setup host venv base-image reference-context demo test test-fast lint bench clean
+.PHONY: help setup host venv base-image reference-context podman-node demo test test-fast lint bench clean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -89,7 +91,12 @@ demo: setup base-image
 	@echo "--- podman run --platform linux/amd64 $(DEMO_IMAGE):"
 	@podman run --rm --platform linux/amd64 $(DEMO_IMAGE)
 
-test: setup reference-context lint
+# The test suite's second podman (podman 5.x on Debian 12, 4.3 on Debian 13): a root file system made once
+# from Debian's mirror and cached under /var/cache/imgfront/podman-node; never installed on the host.
+podman-node: setup
+	scripts/podman-node-rootfs.sh >/dev/null
+
+test: setup reference-context podman-node lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: venv

@@ -16,11 +16,14 @@
 #                           architecture's image is <name>-<arch>
 #   IMGFRONT_DEBIAN_DIR     where the tars are cached (default /var/cache/imgfront/debian)
 #   CONTAINERS_CONF, CONTAINERS_STORAGE_CONF: podman's own, which choose the storage written to
+#   IMGFRONT_PODMAN         the podman command (default podman), e.g. "podman exec -i NODE podman" for a
+#                           podman in a container that sees $IMGFRONT_DEBIAN_DIR at the same path
 set -euo pipefail
 
 IMAGE=${IMGFRONT_DEBIAN_IMAGE:-localhost/imgfront/debian:bookworm}
 CACHE=${IMGFRONT_DEBIAN_DIR:-/var/cache/imgfront/debian}
 SUITE=bookworm
+read -ra PODMAN <<<"${IMGFRONT_PODMAN:-podman}"
 ARCHES=("$@")
 (( ${#ARCHES[@]} )) || ARCHES=(amd64 arm64)
 
@@ -36,7 +39,7 @@ variant_flag() { if [[ $1 == arm64 ]]; then printf '%s\n' --variant v8; fi; }
 
 list_complete() {
     local manifest arch
-    manifest=$(podman manifest inspect "$IMAGE" 2>/dev/null) || return 1
+    manifest=$("${PODMAN[@]}" manifest inspect "$IMAGE" 2>/dev/null) || return 1
     for arch in "${ARCHES[@]}"; do
         grep -q "\"architecture\": \"$arch\"" <<<"$manifest" || return 1
     done
@@ -62,9 +65,9 @@ main() {
         log "$IMAGE exists; to make it again: podman manifest rm $IMAGE"
         return 0
     fi
-    if podman manifest exists "$IMAGE" 2>/dev/null; then
+    if "${PODMAN[@]}" manifest exists "$IMAGE" 2>/dev/null; then
         log "$IMAGE is incomplete; making it again"
-        podman manifest rm "$IMAGE" >/dev/null
+        "${PODMAN[@]}" manifest rm "$IMAGE" >/dev/null
     fi
     mkdir -p "$CACHE"
     local arch tar
@@ -74,13 +77,13 @@ main() {
         make_rootfs "$arch" "$tar"
         mapfile -t variant < <(variant_flag "$arch")
         log "podman import $tar as $IMAGE-$arch"
-        podman import --quiet --os linux --arch "$arch" "${variant[@]}" \
+        "${PODMAN[@]}" import --quiet --os linux --arch "$arch" "${variant[@]}" \
             --change 'CMD ["/bin/bash"]' "$tar" "$IMAGE-$arch" >/dev/null
     done
-    podman manifest create "$IMAGE" >/dev/null
+    "${PODMAN[@]}" manifest create "$IMAGE" >/dev/null
     for arch in "${ARCHES[@]}"; do
         mapfile -t variant < <(variant_flag "$arch")
-        podman manifest add --os linux --arch "$arch" "${variant[@]}" \
+        "${PODMAN[@]}" manifest add --os linux --arch "$arch" "${variant[@]}" \
             "$IMAGE" "containers-storage:$IMAGE-$arch" >/dev/null
     done
     log "$IMAGE: ${ARCHES[*]}"

@@ -46,6 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import pytest
+from integration.services.podman_other import OtherPodman, ServiceError
 
 BUSYBOX_DIR_DEFAULT = Path("/var/cache/imgfront/busybox")
 BUSYBOX_ARCHES = ("amd64", "arm64")
@@ -136,11 +137,23 @@ class PodmanNode:
     graphroot: Path
     runroot: Path
     pid: int = 0  # the service's, to stop or kill it by
+    # The node's own podman CLI on its storage: the host's podman, or `podman exec CONTAINER podman` for
+    # the other release's podman in a container (run with outer_env, the container's private store).
+    cli: tuple[str, ...] = ("podman",)
+    outer_env: dict[str, str] | None = field(default=None, hash=False)
+    version: str = ""  # the service's podman version, e.g. 4.3.1
+    container: str = ""  # the container the service runs in, for the other podman
 
     @property
     def cli_env(self) -> dict[str, str]:
         """env without CONTAINER_HOST: with it, the podman CLI would turn into a remote client."""
+        if self.outer_env is not None:
+            return self.outer_env
         return {k: v for k, v in self.env.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")}
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
 
     def podman(
         self,
@@ -150,7 +163,9 @@ class PodmanNode:
         timeout: float = PODMAN_CLI_TIMEOUT,
     ) -> subprocess.CompletedProcess[str]:
         """Run the podman CLI locally on this node's storage (not through the service)."""
-        return _run_podman([os.fspath(a) for a in args], self.cli_env, check=check, input=input, timeout=timeout)
+        return _run_podman(
+            [os.fspath(a) for a in args], self.cli_env, check=check, input=input, timeout=timeout, cli=self.cli
+        )
 
     def get(self, url_path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
         """A raw GET against the service, e.g. get("/v4.0.0/libpod/info")."""
@@ -164,8 +179,9 @@ def _run_podman(
     check: bool = True,
     input: str | None = None,
     timeout: float = PODMAN_CLI_TIMEOUT,
+    cli: Sequence[str] = ("podman",),
 ) -> subprocess.CompletedProcess[str]:
-    cmd = ["podman", *args]
+    cmd = [*cli, *args]
     proc = subprocess.run(
         cmd,
         env=dict(env),
@@ -361,6 +377,7 @@ def _service_node(base: Path, tcp_port: int | None = None) -> Iterator[PodmanNod
         graphroot=graphroot,
         runroot=runroot,
         pid=proc.pid,
+        version=host_podman_version(),
     )
     try:
         if tcp_port:
@@ -382,6 +399,85 @@ def _service_node(base: Path, tcp_port: int | None = None) -> Iterator[PodmanNod
             print(f"podman node teardown: podman system reset failed: {reset_error}", file=sys.stderr)
 
 
+class _ForeignProcess:
+    """A process that is not our child (a container's service), watched by its PID for the wait helpers."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            self.returncode = -1
+        return self.returncode
+
+
+@contextlib.contextmanager
+def _other_node(other: OtherPodman, base: Path, tcp_port: int | None = None) -> Iterator[PodmanNode]:
+    """The other release's podman serving on a unix socket under base, or on tcp://127.0.0.1:tcp_port."""
+    sock = base / "podman.sock"
+    url = f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix://{sock}"
+    env = {k: v for k, v in os.environ.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")}
+    try:
+        with other.node(base, url) as container:
+            node = PodmanNode(
+                socket=sock,
+                url=url,
+                env={**env, "CONTAINER_HOST": url},
+                graphroot=base / "root",
+                runroot=base / "runroot",
+                pid=container.pid,
+                cli=container.cli,
+                outer_env=container.outer_env,
+                version=container.version,
+                container=container.container,
+            )
+            log = base / "service.log"
+            proc = _ForeignProcess(container.pid)
+            try:
+                if tcp_port:
+                    _wait_for_port(proc, tcp_port, log)  # type: ignore[arg-type]
+                else:
+                    _wait_for_service(proc, sock, log)  # type: ignore[arg-type]
+            except pytest.fail.Exception:
+                log.write_text(other.logs(container.container))
+                raise
+            yield node
+    except ServiceError as e:
+        pytest.fail(f"the other podman node did not start: {e}\n{SETUP_HINT}", pytrace=False)
+    finally:
+        for point in _mounts_under(base):
+            subprocess.run(["umount", "--lazy", os.fspath(point)], check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def host_podman_version() -> str:
+    """The host's podman version (4.3.1 on Debian 12), or "" when podman is not installed."""
+    global _HOST_PODMAN_VERSION
+    if _HOST_PODMAN_VERSION is None:
+        try:
+            out = subprocess.run(["podman", "--version"], capture_output=True, text=True, check=False).stdout
+        except OSError:
+            out = ""
+        _HOST_PODMAN_VERSION = out.split()[-1] if out.strip() else ""
+    return _HOST_PODMAN_VERSION
+
+
+_HOST_PODMAN_VERSION: str | None = None
+
+
+def _podman_ids() -> tuple[str, str]:
+    """Test ids of the two podmans: the host's major version and the other one (4 with 5, 5 with 4)."""
+    version = host_podman_version()
+    major = int(version.split(".")[0]) if version else 4
+    return f"podman{major}", f"podman{5 if major < 5 else 4}"
+
+
+PODMAN_KINDS = ("host", "other")
+
+
 def _require_podman(what: str) -> None:
     _require_root(what)
     if shutil.which("podman") is None:
@@ -389,11 +485,44 @@ def _require_podman(what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def podman_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode]:
-    """A private `podman system service` on storage under the session's tmp dir, removed at the end."""
+def other_podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherPodman]:
+    """The other release's podman, imported into a private store of the host's podman (about 7 s)."""
+    _require_podman("other_podman")
+    other = OtherPodman(tmp_path_factory.mktemp("podman-other-store"), mounts=[tmp_path_factory.getbasetemp()])
+    try:
+        other.prepare()
+    except ServiceError as e:
+        other.close()
+        pytest.fail(f"the other podman could not be prepared: {e}\n{SETUP_HINT}", pytrace=False)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+@pytest.fixture(scope="session", params=PODMAN_KINDS, ids=_podman_ids())
+def podman_kind(request: pytest.FixtureRequest) -> str:
+    """Which podman the integration tests run on: the host's, then the other release's (in a container)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def podman_node(
+    podman_kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[PodmanNode]:
+    """A private `podman system service` on storage under the session's tmp dir, removed at the end.
+
+    Every test that uses it runs twice: on the host's podman, and on the other release's podman (podman 5.x
+    on a Debian 12 host), each as the local engine through CONTAINER_HOST.
+    """
     _require_podman("podman_node")
-    with _service_node(tmp_path_factory.mktemp("podman")) as node:
-        yield node
+    base = tmp_path_factory.mktemp(f"podman-{podman_kind}")
+    if podman_kind == "host":
+        with _service_node(base) as node:
+            yield node
+    else:
+        with _other_node(request.getfixturevalue("other_podman"), base) as node:
+            yield node
 
 
 class StartNode(Protocol):
@@ -401,15 +530,34 @@ class StartNode(Protocol):
 
 
 @pytest.fixture
-def extra_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartNode]:
+def extra_nodes(
+    podman_kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StartNode]:
     """Start more podman services for a farm, each on storage of its own, all stopped when the test ends.
+
+    They are of the same podman as podman_node: the host's, or the other release's.
 
     `extra_nodes(tcp=True)` listens on a free port of 127.0.0.1 instead of a unix socket.
     """
     _require_podman("extra_nodes")
     with contextlib.ExitStack() as stack:
+        if podman_kind == "host":
+            yield lambda tcp=False: stack.enter_context(
+                _service_node(tmp_path_factory.mktemp("node"), _free_port() if tcp else None)
+            )
+        else:
+            other = request.getfixturevalue("other_podman")
+            yield lambda tcp=False: stack.enter_context(
+                _other_node(other, tmp_path_factory.mktemp("node"), _free_port() if tcp else None)
+            )
+
+
+@pytest.fixture
+def other_nodes(other_podman: OtherPodman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartNode]:
+    """Nodes of the other release's podman whatever podman_node is: for mixed farms (4.3 local, 5.x node)."""
+    with contextlib.ExitStack() as stack:
         yield lambda tcp=False: stack.enter_context(
-            _service_node(tmp_path_factory.mktemp("node"), _free_port() if tcp else None)
+            _other_node(other_podman, tmp_path_factory.mktemp("other-node"), _free_port() if tcp else None)
         )
 
 
@@ -632,7 +780,7 @@ def debian_base(podman_node: PodmanNode, emulation_ready: Path) -> str:
     """The Debian list for amd64 and arm64 from `scripts/debian-base.sh` (minutes once, then seconds)."""
     subprocess.run(
         [REPO / "scripts" / "debian-base.sh"],
-        env=podman_node.cli_env,
+        env={**podman_node.cli_env, "IMGFRONT_PODMAN": shlex.join(podman_node.cli)},
         capture_output=True,
         text=True,
         timeout=540,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,18 @@ def test_private_service_answers_with_libpod_api_4_3_or_newer(podman_node: Podma
     status, _, body = podman_node.get("/v4.0.0/libpod/version")
     assert status == 200
     assert parse_version(json.loads(body)["Version"]) >= (4, 3)
+
+
+def test_the_two_podmans_are_the_two_releases(podman_node: PodmanNode, podman_kind: str) -> None:
+    status, _, body = podman_node.get("/v4.0.0/libpod/version")
+    served = json.loads(body)["Version"]
+    assert served == podman_node.version
+    host_major = int(subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.split()[-1][0])
+    if podman_kind == "host":
+        assert podman_node.major == host_major
+    else:
+        assert podman_node.major == (5 if host_major == 4 else 4), served
+        assert podman_node.container  # it runs in a container of its own
 
 
 def test_storage_is_isolated_from_the_host_store(podman_node: PodmanNode) -> None:
