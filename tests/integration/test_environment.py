@@ -38,6 +38,7 @@ def test_private_service_answers_with_libpod_api_4_3_or_newer(podman_node: Podma
 
 def test_the_two_podmans_are_the_two_releases(podman_node: PodmanNode, podman_kind: str) -> None:
     status, _, body = podman_node.get("/v4.0.0/libpod/version")
+    assert status == 200
     served = json.loads(body)["Version"]
     assert served == podman_node.version
     host_major = int(subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.split()[-1][0])
