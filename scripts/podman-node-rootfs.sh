@@ -4,7 +4,7 @@
 #
 # On a Debian 12 host that is Debian 13's podman 5.x; on a Debian 13 host it is Debian 12's podman 4.3.
 # Neither is ever installed on the host: mmdebstrap makes a root file system from Debian's mirror,
-# cached as $IMGFRONT_PODMAN_NODE_DIR/<suite>.tar (about 20 s once, 400 MB), so a re-run takes no time.
+# cached as $IMGFRONT_PODMAN_NODE_DIR/<suite>-<hash of the package list>.tar (about 20 s once, 400 MB), so a re-run takes no time.
 #
 # Usage: scripts/podman-node-rootfs.sh           prints the tar's path, making it first when missing
 # Environment:
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 CACHE=${IMGFRONT_PODMAN_NODE_DIR:-/var/cache/imgfront/podman-node}
-PACKAGES=podman,buildah,runc,crun,fuse-overlayfs,uidmap,iptables,netavark,aardvark-dns,ca-certificates,catatonit
+PACKAGES=podman,buildah,skopeo,runc,crun,fuse-overlayfs,uidmap,iptables,netavark,aardvark-dns,ca-certificates,catatonit
 
 log() { printf 'podman-node-rootfs: %s\n' "$*" >&2; }
 die() { printf 'podman-node-rootfs: error: %s\n' "$*" >&2; exit 1; }
@@ -35,7 +35,8 @@ host_mirror() {
 main() {
     local mirror=${IMGFRONT_DEBIAN_MIRROR:-$(host_mirror)}
     local suite=${IMGFRONT_PODMAN_NODE_SUITE:-$(other_suite)}
-    local tar=$CACHE/$suite.tar
+    # The package list is part of the name: a changed list makes a new root file system.
+    local tar=$CACHE/$suite-$(printf '%s' "$PACKAGES" | sha256sum | cut -c1-8).tar
     if [[ -s $tar ]]; then
         printf '%s\n' "$tar"
         return 0
