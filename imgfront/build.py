@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import signal
+import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,15 +20,25 @@ from imgfront.engines.base import (
     NodeInfo,
     PackedContext,
 )
-from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
+from imgfront.errors import (
+    BuildFailed,
+    BuildInterrupted,
+    ImgfrontError,
+    Interrupted,
+    PlatformBuildError,
+    UsageError,
+    signal_of,
+)
 from imgfront.lists import LocalListBuilder
 from imgfront.metadata import metadata, write_atomically, write_metadata
 from imgfront.outputs import OutputSpec, wants_image, write_outputs
+from imgfront.outputs.types import same_file
 from imgfront.plan import Assignment, Plan, Preference, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 from imgfront.progress import Progress
 from imgfront.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.scheduler import Outcome, run_plan
+from imgfront.util import rundir, signals
 
 LOG_TAIL_SHOWN = 15
 
@@ -82,22 +91,13 @@ def automatic_args(target: Platform, build: Platform) -> dict[str, str]:
     return {**target.build_args("TARGET"), **build.build_args("BUILD")}
 
 
-@contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """Clean-up must finish: a second Ctrl-C during it would leave half the state behind."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _remove_built(outcomes: Sequence[Outcome], builders: Mapping[str, ImageBuilder]) -> None:
+    """Remove the images these builds made themselves; one that existed before (a cached build's) stays."""
     for outcome in outcomes:
-        if outcome.report is not None:
+        if outcome.report is not None and outcome.report.created:
             # An image in use by a user's container stays, as podman would keep it.
             with contextlib.suppress(ImgfrontError):
-                builders[outcome.report.node].remove_image(outcome.report.image_id, force=True)
+                builders[outcome.report.node].remove_image(outcome.report.image_id, force=False)
 
 
 def _failure_message(outcomes: Sequence[Outcome]) -> BuildFailed:
@@ -107,7 +107,7 @@ def _failure_message(outcomes: Sequence[Outcome]) -> BuildFailed:
     for o in failed:
         assert o.error is not None
         lines.append(o.error.message)
-        tail = getattr(o.error, "log_tail", ())[-LOG_TAIL_SHOWN:]
+        tail = o.error.log_tail[-LOG_TAIL_SHOWN:] if isinstance(o.error, PlatformBuildError) else ()
         lines.extend(f"  | {line}" for line in tail)
     names = ", ".join(str(o.assignment.platform) for o in failed)
     return BuildFailed(f"build failed for {names}\n" + "\n".join(lines))
@@ -167,7 +167,8 @@ class Build:
             pull=o.pull,
         )
 
-    def run(self) -> BuildResult:
+    def check(self) -> BuildOptions:
+        """Every refusal that needs no build, before any starts; returns the options as they will be carried out."""
         o = self.options
         if o.push is not None and not o.tags:
             raise UsageError("--push needs -t", hint="name the image in its registry, e.g. -t registry.example/app:1")
@@ -176,7 +177,7 @@ class Build:
                 f"the local {self.local.driver} engine cannot hold a list: each node pushes its own image "
                 "and the list is written to the registry (as --push-from-nodes)"
             )
-            o = self.options = replace(o, push=replace(o.push, mode="nodes"))
+            o = replace(o, push=replace(o.push, mode="nodes"))
         if o.keeps_list and o.tags and not self.local.can_hold_lists:
             raise UsageError(
                 f"the local {self.local.driver} engine cannot hold the manifest list -t names",
@@ -187,12 +188,28 @@ class Build:
                 "--iidfile needs -t and type=image when building more than one platform",
                 hint="the list made from -t is what the id file names",
             )
+        files = [("--iidfile", o.iidfile), ("--metadata-file", o.metadata_file)]
+        for option, path in files:
+            if path is not None:
+                check_writable(path, option)
+        named = [(option, path) for option, path in files if path] + [
+            (f"--output type={s.type}", s.dest) for s in o.outputs if s.dest
+        ]
+        for i, (option, path) in enumerate(named):
+            for other, earlier in named[:i]:
+                if same_file(path, earlier):
+                    raise UsageError(f"{other} and {option} both write to {path.resolve()}")
         for platform in o.platforms:
             build_context.find_containerfile(*o.source_for(platform))  # a missing file fails before the plan
+        return o
+
+    def run(self) -> BuildResult:
+        """Build, then write files, push, and only last move -t's names: a failure before that moves nothing."""
+        o = self.options = self.check()
         plan = self.plan()
         self.progress.plan(plan)
         cancel = Cancellation()
-        with tempfile.TemporaryDirectory(prefix="imgfront-") as workdir:
+        with tempfile.TemporaryDirectory(prefix="build-", dir=rundir.current().path) as workdir:
             packed = self._pack(Path(workdir))
             try:
                 outcomes = run_plan(
@@ -204,73 +221,115 @@ class Build:
                     cancel,
                     self._reassign,
                 )
-            except KeyboardInterrupt as interrupt:
-                with _no_interrupts():
-                    self._clean(getattr(interrupt, "outcomes", ()), keep_built=False)
-                raise Interrupted("interrupted: every build was cancelled and what they made was removed") from None
+            except BuildInterrupted as interrupt:
+                with signals.deferred():
+                    left = self._clean(interrupt.outcomes, keep_built=False)
+                raise Interrupted(_interrupted_message(left), signum=interrupt.signum) from None
         if any(outcome.error for outcome in outcomes):
-            with _no_interrupts():
+            with signals.deferred():
                 self._clean(outcomes, keep_built=o.keep_failed)
             raise _failure_message(outcomes)
-        reports = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
-        image_list, home, built = None, o.keeps_list, reports
-        if home:
-            image_list, reports = self._merge(reports, outcomes)
-        # Images at home are exported from local storage; without type=image, from the node that built them.
-        write_outputs(o.outputs, reports, lambda r: self._node_of(r, home).export_image(r.image_id, oci=True), o.tags)
-        pushed: list[Pushed] = []
-        if o.push is not None and o.push.mode == "here":
-            assert image_list is not None
-            pushed = push_list(self.local, image_list.name, o.tags, o.push, self.progress.note)
-        elif o.push is not None:
-            pushed = push_from_nodes(self.builders, built, o.tags, o.push, self.progress.note)
-        outputs = [s.to_json() for s in o.outputs or ((OutputSpec("image"),) if home else ())]
-        data = metadata(o.tags, reports, image_list, outputs, pushed)
-        self._write_outputs(reports, image_list, data)
+        built = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
+        try:
+            return self._finish(plan, built, outcomes)
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted(
+                "interrupted after the build: no name given with -t was moved",
+                signum=signal_of(interrupt),
+            ) from None
+
+    def _finish(self, plan: Plan, built: tuple[BuildReport, ...], outcomes: Sequence[Outcome]) -> BuildResult:
+        """Bring home and stage the list, write files, push, write the id and metadata files, then name the list."""
+        o = self.options
+        home = o.keeps_list
+        lists = LocalListBuilder(self.local, self.builders, self.progress.note)
+        staged: ListInfo | None = None
+        keep_staged = False
+        try:
+            reports = built
+            if home:
+                with signals.deferred():
+                    staged, reports = self._merge(lists, built)
+            # Images at home are exported from local storage; without type=image, from the node that built them.
+            write_outputs(
+                o.outputs, reports, lambda r: self._node_of(r, home).export_image(r.image_id, oci=True), o.tags
+            )
+            pushed: list[Pushed] = []
+            if o.push is not None and o.push.mode == "here":
+                assert staged is not None
+                keep_staged = True  # a failed push keeps the new list, under its own name, for a retry
+                pushed = push_list(self.local, staged.name, o.tags, o.push, self.progress.note)
+                keep_staged = False
+            elif o.push is not None:
+                pushed = push_from_nodes(self.builders, built, o.tags, o.push, self.progress.note)
+            outputs = [s.to_json() for s in o.outputs or ((OutputSpec("image"),) if home else ())]
+            data = metadata(o.tags, reports, staged, outputs, pushed)
+            self._write_files(reports, staged, data)
+            image_list = None
+            if staged is not None:
+                with signals.deferred():
+                    image_list = lists.publish(staged, o.tags)
+        except BaseException:
+            with signals.deferred():
+                if staged is not None and keep_staged:
+                    self.progress.note(
+                        f"the new list is kept as {staged.name}; the names given with -t still name the old one "
+                        f"(retry: podman manifest push --all {staged.name} REF; drop it: podman manifest rm "
+                        f"{staged.name})"
+                    )
+                elif not o.keep_failed:
+                    if staged is not None:
+                        with contextlib.suppress(ImgfrontError):
+                            self.local.drop_list(staged)
+                    self._remove_everything(outcomes, lists)
+            raise
+        if o.cleanup:
+            for report in built:
+                if report.node != self.local.name:
+                    with contextlib.suppress(ImgfrontError):
+                        self.builders[report.node].remove_image(report.image_id, force=True)
         self.progress.summary(reports)
         return BuildResult(plan, reports, image_list, data)
 
     def _node_of(self, report: BuildReport, home: bool) -> ImageBuilder:
         return self.local if home else self.builders[report.node]
 
-    def _clean(self, outcomes: Sequence[Outcome], keep_built: bool) -> None:
-        """After a failure or an interrupt: stop what cancelled builds left, and remove what was built."""
+    def _clean(self, outcomes: Sequence[Outcome], keep_built: bool) -> tuple[str, ...]:
+        """After a failure or an interrupt: stop what cancelled builds left, and remove what they made.
+
+        Returns what was left behind that imgfront could not attribute, each line also shown as a note.
+        """
+        left: list[str] = []
         for builder in self.builders.values():
-            with contextlib.suppress(ImgfrontError):
-                builder.clean_cancelled()
+            try:
+                left.extend(builder.clean_cancelled())
+            except ImgfrontError as e:
+                left.append(e.message)
+        for line in left:
+            self.progress.note(line)
         if not keep_built:
             _remove_built(outcomes, self.builders)
+        return tuple(left)
+
+    def _remove_everything(self, outcomes: Sequence[Outcome], lists: LocalListBuilder) -> None:
+        _remove_built(outcomes, self.builders)
+        for image_id in lists.imported:
+            with contextlib.suppress(ImgfrontError):
+                self.local.remove_image(image_id, force=False)
 
     def _merge(
-        self, reports: tuple[BuildReport, ...], outcomes: Sequence[Outcome]
+        self, lists: LocalListBuilder, reports: tuple[BuildReport, ...]
     ) -> tuple[ListInfo | None, tuple[BuildReport, ...]]:
-        """Bring the images home and make the list; the reports then name the images as they are here."""
-        lists = LocalListBuilder(self.local, self.builders, self.progress.note)
-        try:
-            with _no_interrupts():
-                # Each node sends its own images at once; the local engine loads them side by side.
-                with ThreadPoolExecutor(max_workers=max(1, len(reports))) as pool:
-                    home = tuple(pool.map(lists.bring_home, reports))
-                image_list = None
-                if self.options.tags:
-                    image_list = lists.build(self.options.tags, home)
-                else:
-                    self.progress.note("no -t given: the images are left untagged and no list is made")
-        except ImgfrontError:
-            if not self.options.keep_failed:
-                _remove_built(outcomes, self.builders)
-                for image_id in lists.imported:
-                    with contextlib.suppress(ImgfrontError):
-                        self.local.remove_image(image_id, force=True)
-            raise
-        if self.options.cleanup:
-            remote = [r for r in reports if r.node != self.local.name]
-            for report in remote:
-                with contextlib.suppress(ImgfrontError):
-                    self.builders[report.node].remove_image(report.image_id, force=True)
-        return image_list, home
+        """Bring the images home and stage the list; the reports then name the images as they are here."""
+        # Each node sends its own images at once; the local engine loads them side by side.
+        with ThreadPoolExecutor(max_workers=max(1, len(reports))) as pool:
+            home = tuple(pool.map(lists.bring_home, reports))
+        if not self.options.tags:
+            self.progress.note("no -t given: the images are left untagged and no list is made")
+            return None, home
+        return lists.stage(home), home
 
-    def _write_outputs(
+    def _write_files(
         self, reports: Sequence[BuildReport], image_list: ListInfo | None, data: dict[str, object]
     ) -> None:
         o = self.options
@@ -279,6 +338,25 @@ class Build:
             write_atomically(o.iidfile, f"sha256:{image_id}")
         if o.metadata_file:
             write_metadata(o.metadata_file, data)
+
+
+def _interrupted_message(left: Sequence[str]) -> str:
+    if left:
+        return "interrupted: every build was cancelled; some of what they made could not be removed (see above)"
+    return "interrupted: every build was cancelled and what they made was removed"
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Refuse, before any build, a file that cannot be written: a folder there, or no writable folder above it."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder", hint=f"{option} names the file to write")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {parent} is not writable", hint="name a file in a folder you can write")
 
 
 def unbuildable_hint(error: UnbuildablePlatforms) -> UnbuildablePlatforms:

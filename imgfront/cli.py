@@ -13,9 +13,10 @@ import click
 import typer
 
 from imgfront import __version__
-from imgfront.errors import EngineError, ImgfrontError, Interrupted, UsageError
+from imgfront.errors import EngineError, ImgfrontError, Interrupted, UsageError, signal_of
 from imgfront.farm_cli import farm_app
 from imgfront.platforms import Platform, host_platform, parse_platforms
+from imgfront.util import rundir, signals
 
 if TYPE_CHECKING:
     from imgfront.engines.base import ImageBuilder
@@ -504,6 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     command = typer.main.get_command(app)
+    signals.install()
     try:
         # Without standalone mode, click returns a command's typer.Exit code instead of exiting with it.
         code = command.main(args, prog_name="imgfront", standalone_mode=False)
@@ -524,11 +526,17 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _say(e.message, e.hint)
         sys.exit(e.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        _say(Interrupted("interrupted").message)
-        sys.exit(130)
+    except (KeyboardInterrupt, click.exceptions.Abort) as e:
+        if debug:
+            traceback.print_exc()
+        interrupted = Interrupted("interrupted", signum=signal_of(e))
+        _say(interrupted.message)
+        sys.exit(interrupted.exit_code)
     except Exception as e:
         if debug:
             traceback.print_exc()
         _say(f"unexpected error: {e}", hint="run again with --debug to see the traceback")
         sys.exit(1)
+    finally:
+        with signals.deferred(raise_after=False):  # the exit code is decided; the folder must go
+            rundir.close_current()

@@ -49,7 +49,10 @@ class LocalListBuilder:
         self.note(f"{where}: brought home, {moved / 1e6:.1f} MB in {time.monotonic() - start:.1f} s")
         return replace(report, digest=here.digest)
 
-    def build(self, names: Sequence[str], reports: Sequence[BuildReport]) -> ListInfo:
-        """Make the list from reports whose images are already home (see bring_home)."""
-        instances = [ListInstance(r.image_id, r.platform) for r in reports]
-        return self.local.commit_list(names, instances)
+    def stage(self, reports: Sequence[BuildReport]) -> ListInfo:
+        """Make the list, under a temporary name, from reports whose images are already home (see bring_home)."""
+        return self.local.create_list([ListInstance(r.image_id, r.platform) for r in reports])
+
+    def publish(self, staged: ListInfo, names: Sequence[str]) -> ListInfo:
+        """Move the names onto the staged list: the last step of a build, so a failure before it moves nothing."""
+        return self.local.name_list(staged, names)

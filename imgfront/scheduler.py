@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import tenacity
 
 from imgfront.engines.base import BuildReport, BuildRequest, Cancellation, ImageBuilder
-from imgfront.errors import ImgfrontError, NodeLost, PlatformBuildError
+from imgfront.errors import BuildInterrupted, Cancelled, ImgfrontError, NodeLost, PlatformBuildError, signal_of
 from imgfront.plan import Assignment, Plan
 from imgfront.platforms import Platform
 from imgfront.progress import Progress
@@ -24,7 +24,7 @@ class Outcome:
 
     @property
     def cancelled(self) -> bool:
-        return self.error is not None and self.error.message.endswith("cancelled")
+        return isinstance(self.error, Cancelled)
 
 
 class _Events:
@@ -68,9 +68,9 @@ def run_plan(
     """Build every assignment; the first failure cancels the rest, since the list will not be made anyway.
 
     A node lost during a build is left out from then on, and `reassign` gives its platform to another node
-    that can build it, a bounded number of times. A KeyboardInterrupt cancels every build, waits for them to
-    stop, and is raised again with the outcomes attached (`exc.outcomes`) so that the caller can remove what
-    was built.
+    that can build it, a bounded number of times. An interrupt (Ctrl-C, or SIGTERM/SIGHUP as `Signalled`)
+    cancels every build, waits for them to stop, and becomes a BuildInterrupted that carries the outcomes, so
+    that the caller can remove what was built.
     """
     lost: set[str] = set()
     lock = threading.Lock()
@@ -102,7 +102,7 @@ def run_plan(
                     with lock:
                         lost.add(current.node)
                     if cancel.cancelled:
-                        raise PlatformBuildError(f"{a.label}: cancelled") from None
+                        raise Cancelled(f"{a.label}: cancelled") from None
                     loss = e
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -111,7 +111,7 @@ def run_plan(
         progress.started(a)
         try:
             if cancel.cancelled:
-                raise PlatformBuildError(f"{a.label}: cancelled")
+                raise Cancelled(f"{a.label}: cancelled")
             where, report = build_somewhere(a)
             builder = builders[where.node]
             try:
@@ -121,7 +121,7 @@ def run_plan(
                 progress.failed(a, e.message)
                 return Outcome(a, report, e)  # keep the report so the stray image can be removed
         except ImgfrontError as e:
-            if not isinstance(e, PlatformBuildError) or not e.message.endswith("cancelled"):
+            if not isinstance(e, Cancelled):
                 cancel.cancel()
             progress.failed(a, e.message)
             return Outcome(a, error=e)
@@ -129,14 +129,15 @@ def run_plan(
         return Outcome(a, report)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="build")
-    futures = {pool.submit(one, a): a for a in plan.assignments}
+    futures: dict[concurrent.futures.Future[Outcome], Assignment] = {}
     try:
+        for a in plan.assignments:  # an interrupt may come while the first builds start
+            futures[pool.submit(one, a)] = a
         concurrent.futures.wait(futures)
     except KeyboardInterrupt as interrupt:
         cancel.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        interrupt.outcomes = _collect(futures)  # type: ignore[attr-defined]
-        raise
+        raise BuildInterrupted(_collect(futures), signal_of(interrupt)) from None
     pool.shutdown(wait=True)
     return _collect(futures)
 
@@ -145,7 +146,7 @@ def _collect(futures: Mapping[concurrent.futures.Future[Outcome], Assignment]) -
     outcomes = []
     for future, a in futures.items():
         if future.cancelled():
-            outcomes.append(Outcome(a, error=PlatformBuildError(f"{a.label}: cancelled")))
+            outcomes.append(Outcome(a, error=Cancelled(f"{a.label}: cancelled")))
         elif future.exception() is not None:
             error = future.exception()
             outcomes.append(Outcome(a, error=ImgfrontError(f"{a.label}: {error}")))

@@ -22,6 +22,7 @@ from pathlib import Path
 from imgfront.engines.base import BuildRequest, Cancellation, ImageBuilder, PackedContext, SilentEvents
 from imgfront.errors import ImgfrontError
 from imgfront.platforms import Arch, Platform
+from imgfront.util import rundir
 
 _BASE = 0x400000
 CACHE_TTL = 24 * 3600
@@ -133,7 +134,7 @@ def probe_node(builder: ImageBuilder, candidates: Iterable[Platform], node_key: 
     known = cached(node_key)
     runnable: set[Platform] = set()
     answers: dict[str, bool] = {}
-    with tempfile.TemporaryDirectory(prefix="imgfront-probe-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="probe-", dir=rundir.current().path) as workdir:
         for platform in probeable(candidates):
             if str(platform) in known:
                 if known[str(platform)]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import datetime
+import email.utils
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,13 +64,18 @@ class BuildRequest:
 
 @dataclass(frozen=True)
 class BuildReport:
-    """The result of one platform's build on one node."""
+    """The result of one platform's build on one node.
+
+    `created` says whether this build made the image. A build whose steps all come from the cache reports an
+    image that existed before it (the previous list's instance, or a base image): that one is never removed.
+    """
 
     image_id: str
     digest: str
     platform: Platform
     node: str
     seconds: float
+    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,40 @@ class ImageInfo:
     architecture: str
     variant: str | None
     labels: Mapping[str, str]
+    created: datetime.datetime | None = None  # when the engine made it (UTC)
+    names: tuple[str, ...] = ()  # the tags it has
+
+
+def made_since(image: ImageInfo | None, start: datetime.datetime | None) -> bool:
+    """Whether an image is new since `start` (the node's own clock) and has no name: one a build made itself.
+
+    Untrusted either way round: no start time or no creation time means "not ours", so it is kept.
+    """
+    if image is None or start is None or image.created is None or image.names:
+        return False
+    return image.created >= start
+
+
+def parse_time(text: str | None) -> datetime.datetime | None:
+    """An engine's RFC 3339 time (nanoseconds allowed), or an HTTP date, as an aware UTC datetime."""
+    if not text:
+        return None
+    match = _RFC3339.match(text.strip())
+    try:
+        if match is None:
+            return email.utils.parsedate_to_datetime(text).astimezone(datetime.UTC)
+        seconds, fraction, zone = match.groups()
+        value = datetime.datetime.fromisoformat(seconds + (fraction or "")[:7] + _zone(zone))
+    except (ValueError, TypeError):
+        return None
+    return value.astimezone(datetime.UTC)
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
+
+
+def _zone(zone: str | None) -> str:
+    return "+00:00" if zone in (None, "Z") else zone
 
 
 @dataclass(frozen=True)
@@ -172,8 +214,11 @@ class ImageBuilder(abc.ABC):
         """Build one platform; raise BuildError (with the log's tail) when the build fails."""
 
     @abc.abstractmethod
-    def clean_cancelled(self) -> None:
-        """Stop and remove what cancelled builds left on the node (working containers, running steps)."""
+    def clean_cancelled(self) -> tuple[str, ...]:
+        """Stop what cancelled builds still run on the node, and clean up only what they can be shown to have made.
+
+        Returns a line for each thing left behind that imgfront could not attribute, for the user to read.
+        """
 
     @abc.abstractmethod
     def inspect_image(self, ref: str) -> ImageInfo | None: ...
@@ -200,8 +245,20 @@ class ImageBuilder(abc.ABC):
     def inspect_list(self, name: str) -> ListInfo | None: ...
 
     @abc.abstractmethod
+    def create_list(self, instances: Sequence[ListInstance]) -> ListInfo:
+        """Create a manifest list of `instances` under a temporary name of imgfront's own (ListInfo.name)."""
+
+    @abc.abstractmethod
+    def name_list(self, made: ListInfo, names: Sequence[str]) -> ListInfo:
+        """Give a list create_list made the `names`, replacing what had them; the temporary name goes."""
+
+    @abc.abstractmethod
+    def drop_list(self, made: ListInfo) -> None:
+        """Remove a list create_list made, by its temporary name (its images stay)."""
+
     def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
-        """Create a manifest list of `instances` and give it `names`, replacing what had them."""
+        """Create a manifest list of `instances` and give it `names` at once, replacing what had them."""
+        return self.name_list(self.create_list(instances), names)
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -394,7 +394,7 @@ class DockerBuilder(ImageBuilder):
             if self._containers_before is None:
                 self._containers_before = self._container_ids()
 
-    def clean_cancelled(self) -> None:
+    def clean_cancelled(self) -> tuple[str, ...]:
         """Remove the containers of this builder's failed or cancelled builds that are still there.
 
         When a build's client goes away, Docker kills its running step and removes the step's containers
@@ -408,7 +408,7 @@ class DockerBuilder(ImageBuilder):
         for attempt in range(CLEANUP_PASSES):
             left = [c for c in (self._full_container_id(short) for short in candidates) if c and c not in before]
             if not left:
-                return
+                return ()
             if attempt > 0:  # the first pass gives Docker's own removal its moment
                 for container in left:
                     try:
@@ -419,6 +419,7 @@ class DockerBuilder(ImageBuilder):
                         if e.status_code != 409:  # 409: Docker is removing it already
                             raise EngineError(f"{self.name}: removing build container {container[:12]}: {e}") from e
             time.sleep(0.5 * (attempt + 1))
+        return (f"{self.name}: build container(s) {', '.join(c[:12] for c in left)} could not be removed",)
 
     def _full_container_id(self, short: str) -> str | None:
         try:
@@ -510,13 +511,18 @@ class DockerBuilder(ImageBuilder):
     def inspect_list(self, name: str) -> ListInfo | None:
         return None  # Docker's store holds no manifest lists
 
-    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
+    def create_list(self, instances: Sequence[ListInstance]) -> ListInfo:
         raise EngineError(
-            f"{self.name}: Docker's image store cannot hold a manifest list, so {names[0] if names else 'it'} "
-            "cannot be made there",
+            f"{self.name}: Docker's image store cannot hold a manifest list",
             hint="make podman the local engine (Docker nodes' images are brought home into its list), "
             "or write the platforms to a file output",
         )
+
+    def name_list(self, made: ListInfo, names: Sequence[str]) -> ListInfo:
+        return self.create_list(())
+
+    def drop_list(self, made: ListInfo) -> None:
+        pass  # it can never have made one
 
     # -- pushing ----------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import json
 import os
@@ -32,11 +33,13 @@ from imgfront.engines.base import (
     ListInfo,
     ListInstance,
     NodeInfo,
+    made_since,
+    parse_time,
 )
 from imgfront.engines.connections import Connection
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down
-from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform, host_platform
 from imgfront.registry import push_failure
 
@@ -46,9 +49,14 @@ if TYPE_CHECKING:
 MIN_SERVER = (4, 3, 0)
 CONNECT_TIMEOUT = 10.0
 LOG_TAIL = 20
-CLEANUP_PASSES = 4
+# Seconds to wait after a cancel for podman to end the cancelled builds: imgfront's private service, whose
+# steps it kills, ends them in well under a second; a shared service finishes its running step first.
+PRIVATE_CANCEL_WAIT = 10.0
+SHARED_CANCEL_WAIT = 5.0
+SETTLE = 1.5  # seconds with no step running before the private service's builds count as ended
 _STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
+_CACHE_HIT = re.compile(r"^--> Using cache ([0-9a-f]{64})$")
 _UNCONSUMED = re.compile(r"one or more build args were not consumed: \[(.*)\]")
 
 
@@ -165,21 +173,32 @@ class PodmanBuilder(ImageBuilder):
         same COPY steps for amd64 come back as the arm64 image.
         """
         start = time.monotonic()
-        image_id, info = self._build_once(request, events, cancel, request.no_cache)
+        image_id, info, made = self._build_once(request, events, cancel, request.no_cache)
         if info is not None and not request.no_cache and not _is_for(info, request.platform):
             events.log("imgfront: the layer cache gave an image of another platform; building again without it")
-            image_id, info = self._build_once(request, events, cancel, no_cache=True)
+            image_id, info, made = self._build_once(request, events, cancel, no_cache=True)
         return BuildReport(
             image_id=image_id,
             digest=info.digest if info else "",
             platform=request.platform,
             node=self.name,
             seconds=time.monotonic() - start,
+            created=made,
         )
+
+    def _server_time(self) -> datetime.datetime | None:
+        """The node's own clock, from an answer's Date header, one second late so that it errs on "not ours"."""
+        try:
+            response = self.client.api.get("/_ping", timeout=CONNECT_TIMEOUT)
+        except (requests.RequestException, PodmanError):
+            return None
+        now = parse_time(response.headers.get("Date"))
+        return now + datetime.timedelta(seconds=1) if now else None
 
     def _build_once(
         self, request: BuildRequest, events: BuildEvents, cancel: Cancellation, no_cache: bool
-    ) -> tuple[str, ImageInfo | None]:
+    ) -> tuple[str, ImageInfo | None, bool]:
+        """One build request: the image id, its inspection, and whether this build made it (not the cache)."""
         params: dict[str, Any] = {
             "dockerfile": request.context.containerfile,
             "platform": str(request.platform),
@@ -200,9 +219,11 @@ class PodmanBuilder(ImageBuilder):
         where = f"{request.platform}@{self.name}"
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         image_id: str | None = None
+        cached: set[str] = set()  # images the log says came from the cache: not this build's
         with request.context.tar.open("rb") as body:
             try:
                 self._remember_containers()
+                started = self._server_time()
                 response = self.client.api.post(
                     "/build",
                     params=params,
@@ -213,7 +234,7 @@ class PodmanBuilder(ImageBuilder):
                 )
             except (requests.RequestException, PodmanError, EngineError) as e:
                 if cancel.cancelled:
-                    raise PlatformBuildError(f"{where}: cancelled") from e
+                    raise Cancelled(f"{where}: cancelled") from e
                 raise NodeLost(f"{where}: could not start the build: {e}") from e
             forget = cancel.on_cancel(lambda: shut_down(response))
             try:
@@ -228,6 +249,9 @@ class PodmanBuilder(ImageBuilder):
                         if _IMAGE_ID.match(line.strip()):
                             image_id = line.strip()
                             continue
+                        hit = _CACHE_HIT.match(line.strip())
+                        if hit:
+                            cached.add(hit[1])
                         tail.append(line)
                         step = _STEP.match(line)
                         if step:
@@ -235,24 +259,27 @@ class PodmanBuilder(ImageBuilder):
                         events.log(line)
             except requests.exceptions.ConnectionError as e:
                 if cancel.cancelled:
-                    raise PlatformBuildError(f"{where}: cancelled", tuple(tail)) from e
+                    raise Cancelled(f"{where}: cancelled", tuple(tail)) from e
                 if isinstance(e.__context__, TimeoutError) or "timed out" in str(e):
                     raise NodeLost(f"{where}: no word from the build for {self.idle_timeout:.0f} s", tuple(tail)) from e
                 raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
             except (requests.RequestException, OSError, ValueError) as e:
                 if cancel.cancelled:
-                    raise PlatformBuildError(f"{where}: cancelled", tuple(tail)) from e
+                    raise Cancelled(f"{where}: cancelled", tuple(tail)) from e
                 raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
             finally:
                 forget()
                 response.close()
+        info = self.inspect_image(image_id) if image_id else None
+        made = image_id is not None and image_id not in cached and made_since(info, started)
         if cancel.cancelled:
-            if image_id:
-                self.remove_image(image_id)
-            raise PlatformBuildError(f"{where}: cancelled", tuple(tail))
+            if image_id and made:
+                with contextlib.suppress(EngineError):
+                    self.remove_image(image_id)
+            raise Cancelled(f"{where}: cancelled", tuple(tail))
         if image_id is None:
             raise PlatformBuildError(f"{where}: the build ended without an image", tuple(tail))
-        return image_id, self.inspect_image(image_id)
+        return image_id, info, made
 
     def _is_own_arg_warning(self, line: str) -> bool:
         """Podman warns about build args a Containerfile does not declare; ours are set on every build."""
@@ -271,24 +298,45 @@ class PodmanBuilder(ImageBuilder):
             if self._containers_before is None:
                 self._containers_before = self._build_containers()
 
-    def clean_cancelled(self) -> None:
-        """Podman 4.3 neither stops a RUN step nor removes its containers when a build's client goes away.
+    def clean_cancelled(self) -> tuple[str, ...]:
+        """Stop what cancelled builds still run, and let podman remove their working containers itself.
 
-        A private service is imgfront's own, so the steps it runs are killed; on any service, the working
-        containers that appeared since imgfront's first build are removed. Another build started on the
-        same service meanwhile would lose its containers too; that is the price of podman's leak.
+        Podman 4.3 goes on with a build whose client went away until its running step ends, then removes its
+        working containers (rm/forcerm). On imgfront's private service every running step is imgfront's, so
+        it is killed, which ends the build at once. No container is ever removed here: on a shared store,
+        another build's working containers look just like ours. What is still there is said, not guessed at.
         """
         if self._containers_before is None:
-            return
-        if self.service is not None:
-            self.service.kill_descendants()
-        for attempt in range(CLEANUP_PASSES):
-            leftovers = self._build_containers() - self._containers_before
-            for container in leftovers:
-                self.client.api.delete(f"/containers/{container}", params={"force": True, "ignore": True})
-            if not leftovers:
+            return ()
+        private = self.service is not None
+        deadline = time.monotonic() + (PRIVATE_CANCEL_WAIT if private else SHARED_CANCEL_WAIT)
+        quiet_since: float | None = None
+        while True:
+            running = self.service.kill_descendants() if self.service is not None else 0
+            now = time.monotonic()
+            quiet_since = (quiet_since or now) if not running else None
+            try:
+                leftovers = self._build_containers() - self._containers_before
+            except EngineError:
+                return ()  # the service went away; so did its builds
+            settled = quiet_since is not None and now - quiet_since >= SETTLE
+            if not leftovers or now > deadline or (private and settled):
                 break
-            time.sleep(0.5 * (attempt + 1))  # a step that was finishing may still commit a container
+            time.sleep(0.2)
+        if not leftovers:
+            return ()
+        ids = ", ".join(sorted(c[:12] for c in leftovers))
+        if private:
+            return (
+                f"{self.name}: {len(leftovers)} working container(s) appeared on this store during the build and "
+                f"are still there ({ids}); no step of imgfront's runs any more, so they are another build's: "
+                "left alone",
+            )
+        return (
+            f"{self.name}: {len(leftovers)} working container(s) appeared on this store during the build ({ids}); "
+            "podman removes a cancelled build's own when its running step ends, and another build's look the same: "
+            "left alone",
+        )
 
     # -- images -----------------------------------------------------------------------------------
 
@@ -303,6 +351,8 @@ class PodmanBuilder(ImageBuilder):
             architecture=str(data.get("Architecture", "")),
             variant=data.get("Variant") or None,
             labels=dict(data.get("Labels") or {}),
+            created=parse_time(data.get("Created")),
+            names=tuple(str(n) for n in data.get("RepoTags") or ()),
         )
 
     def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
@@ -457,12 +507,11 @@ class PodmanBuilder(ImageBuilder):
             return ""
         return str(response.json().get("Id", ""))
 
-    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
-        """Build the list under a temporary name, then move each name onto it and drop lists left nameless."""
+    def create_list(self, instances: Sequence[ListInstance]) -> ListInfo:
+        """Make the list under a temporary name of imgfront's own; no name a user gave moves yet."""
         temporary = f"localhost/imgfront-tmp-{uuid.uuid4().hex[:16]}:list"
         created = self.client.api.post(f"/manifests/{_q(temporary)}")
         _raise(created, f"{self.name}: creating list")
-        list_id = str(created.json()["Id"])
         try:
             for instance in instances:
                 spec = instance.platform.to_oci()
@@ -475,20 +524,30 @@ class PodmanBuilder(ImageBuilder):
                 }
                 response = self.client.api.put(f"/manifests/{_q(temporary)}", data=json.dumps(body))
                 _raise(response, f"{self.name}: adding {instance.platform} to the list")
-            previous = [old for old in (self.inspect_list(n) for n in names) if old and old.id and old.id != list_id]
-            for name in names:
-                self.tag(list_id, name)
+            info = self.inspect_list(temporary)
+            if info is None:
+                raise EngineError(f"{self.name}: the list {temporary} vanished after it was made")
         except BaseException:
             with contextlib.suppress(EngineError):
                 self._drop_list_name(temporary)
             raise
-        self._drop_list_name(temporary)
+        return info
+
+    def name_list(self, made: ListInfo, names: Sequence[str]) -> ListInfo:
+        """Move each name onto a list create_list made, drop its temporary name and lists left nameless."""
+        previous = [old for old in (self.inspect_list(n) for n in names) if old and old.id and old.id != made.id]
+        for name in names:
+            self.tag(made.id, name)
+        self._drop_list_name(made.name)
         for old in previous:
             self._remove_if_nameless(old.id)
         info = self.inspect_list(names[0])
         if info is None:
-            raise EngineError(f"{self.name}: the list {names[0]} vanished after it was made")
+            raise EngineError(f"{self.name}: the list {names[0]} vanished after it was named")
         return info
+
+    def drop_list(self, made: ListInfo) -> None:
+        self._drop_list_name(made.name)
 
     def _drop_list_name(self, name: str) -> None:
         """Remove a list by name: podman only untags it while the list has other names."""

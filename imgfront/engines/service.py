@@ -7,13 +7,17 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from imgfront.errors import EngineError
+from imgfront.util import rundir
 
 START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+SERVICE_PREFIX = "service-"
+PID_FILE = "service.pid"
+SETTLE = 1.5  # seconds for podman to remove a build's working containers once its steps are killed
 
 
 class PrivateService:
@@ -40,7 +44,7 @@ class PrivateService:
                 "podman is not installed and no podman service answers",
                 hint="install podman (apt-get install podman), or set CONTAINER_HOST",
             )
-        self.dir = Path(tempfile.mkdtemp(prefix="imgfront-service-"))
+        self.dir = rundir.current().subdir(SERVICE_PREFIX)
         log = (self.dir / "service.log").open("wb")
         # A session of its own keeps Ctrl-C away from the service: imgfront still needs it to clean up.
         self.process = subprocess.Popen(
@@ -51,6 +55,7 @@ class PrivateService:
             start_new_session=True,
         )
         log.close()
+        (self.dir / PID_FILE).write_text(f"{self.process.pid}\n")
         deadline = time.monotonic() + START_TIMEOUT
         while not self.socket.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -64,20 +69,25 @@ class PrivateService:
             time.sleep(0.05)
         return self.uri
 
-    def kill_descendants(self) -> None:
-        """Kill what the service runs for builds (buildah's RUN steps), which podman 4.3 lets run on after a cancel."""
+    def kill_descendants(self) -> int:
+        """Kill what the service runs for builds (buildah's RUN steps), which podman 4.3 lets run on after a cancel.
+
+        Returns how many processes were still there to kill.
+        """
         if self.process is None:
-            return
-        for pid in reversed(_descendants(self.process.pid)):
+            return 0
+        found = _descendants(self.process.pid)
+        for pid in reversed(found):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+        return len(found)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -88,19 +98,50 @@ class PrivateService:
 
 
 def _descendants(root: int) -> list[int]:
-    """Every process below `root`, parents before children, read from /proc."""
+    """Every live process below `root` (zombies left out), parents before children, read from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
         except (OSError, ValueError, IndexError):
             continue
-        children.setdefault(ppid, []).append(int(entry.name))
+        if state != "Z" and ppid.isdigit():
+            children.setdefault(int(ppid), []).append(int(entry.name))
     found, queue = [], [root]
     while queue:
         for child in children.get(queue.pop(0), []):
             found.append(child)
             queue.append(child)
     return found
+
+
+@rundir.on_stale
+def stop_stale_service(run: Path) -> None:
+    """A killed run's private service: end its builds' steps, let podman remove their containers, then stop it.
+
+    The PID counts only while its command line still names the service's own socket, so a PID reused by
+    another process is never signalled.
+    """
+    for folder in run.glob(SERVICE_PREFIX + "*"):
+        try:
+            pid = int((folder / PID_FILE).read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if f"unix://{folder / 'podman.sock'}".encode() not in cmdline:
+            continue
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while _descendants(pid) and time.monotonic() < deadline:
+            for child in reversed(_descendants(pid)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(child, signal.SIGKILL)
+            time.sleep(0.2)
+        time.sleep(SETTLE)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline + STOP_TIMEOUT:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

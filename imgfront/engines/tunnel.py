@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from imgfront.errors import EngineError
+from imgfront.util import rundir
 
 CONNECT_TIMEOUT = 15.0
 
@@ -61,7 +62,7 @@ class SshTunnel:
 
     def open(self) -> str:
         """Start the tunnel and return the local socket's URI, or raise ssh's own error naming the node."""
-        self.dir = Path(tempfile.mkdtemp(prefix="imgfront-ssh-"))
+        self.dir = rundir.current().subdir("ssh-")
         local = self.dir / "podman.sock"
         log = self.dir / "ssh.log"
         with log.open("wb") as err:
@@ -72,6 +73,7 @@ class SshTunnel:
                 stderr=err,
                 start_new_session=True,
             )
+        (self.dir / "ssh.pid").write_text(f"{self.process.pid}\n")
         deadline = time.monotonic() + self.timeout + 5
         while not local.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -97,6 +99,16 @@ class SshTunnel:
             with contextlib.suppress(OSError):
                 shutil.rmtree(self.dir)
             self.dir = None
+
+
+@rundir.on_stale
+def stop_stale_tunnel(run: Path) -> None:
+    """A killed run's ssh tunnel, stopped by its PID while its command line still names the tunnel's socket."""
+    for folder in run.glob("ssh-*"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((folder / "ssh.pid").read_text())
+            if os.fsencode(folder / "podman.sock") in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
 
 
 def _hint(lines: list[str]) -> str | None:

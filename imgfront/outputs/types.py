@@ -162,10 +162,15 @@ def parse_outputs(texts: Sequence[str]) -> tuple[OutputSpec, ...]:
         spec = parse_output(text)
         if spec in specs and spec.dest is None:
             continue
-        if spec.dest is not None and any(s.dest == spec.dest for s in specs):
-            raise UsageError(f"two --output values write to {spec.dest}")
+        if spec.dest is not None and any(s.dest is not None and same_file(s.dest, spec.dest) for s in specs):
+            raise UsageError(f"two --output values write to {spec.dest.resolve()}")
         specs.append(spec)
     return tuple(specs)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file once `..` and symlinks (of the parents too) are followed."""
+    return a.resolve() == b.resolve()
 
 
 def wants_image(specs: Sequence[OutputSpec]) -> bool:

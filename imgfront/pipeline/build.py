@@ -41,6 +41,7 @@ from imgfront.platforms import Platform, host_platform
 from imgfront.progress import Progress
 from imgfront.push import push_list
 from imgfront.scheduler import verify
+from imgfront.util import rundir
 
 CHECKPOINT_REPOSITORY = "localhost/imgfront-checkpoint"
 Resume = Mapping[str, tuple[int, str]]
@@ -137,7 +138,7 @@ class PipelineBuild:
         current = self._current(resolved)
         if current is not None:
             return self._unchanged(*current)
-        with tempfile.TemporaryDirectory(prefix="imgfront-pipeline-") as workdir:
+        with tempfile.TemporaryDirectory(prefix="pipeline-", dir=rundir.current().path) as workdir:
             compiled = {
                 p: self._compile(p, r, chosen[p], Path(workdir, "contexts", p.slug)) for p, r in resolved.items()
             }

@@ -147,6 +147,20 @@ def test_layout_dest_must_be_empty_or_an_earlier_layout(tmp_path: Path) -> None:
         parse_outputs([f"type=oci-archive,dest={tmp_path}/a", f"type=docker-archive,dest={tmp_path}/a"])
 
 
+def test_two_outputs_into_one_file_by_dots_or_a_symlinked_parent_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out")
+    with pytest.raises(UsageError, match="two --output values write to"):
+        parse_outputs(
+            [f"type=oci-archive,dest={tmp_path}/out/a.tar", f"type=docker-archive,dest={tmp_path}/out/../out/a.tar"]
+        )
+    with pytest.raises(UsageError, match="two --output values write to"):
+        parse_outputs(
+            [f"type=oci-archive,dest={tmp_path}/out/a.tar", f"type=docker-archive,dest={tmp_path}/link/a.tar"]
+        )
+    parse_outputs([f"type=oci-archive,dest={tmp_path}/out/a.tar", f"type=docker-archive,dest={tmp_path}/out/b.tar"])
+
+
 def test_cli_bad_output_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["build", "--output", "type=zip,dest=x", "."])

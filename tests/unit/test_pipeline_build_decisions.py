@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from fakes import FakeEngine
 
 from imgfront.build import BuildOptions
-from imgfront.engines.base import (
-    BuildEvents,
-    BuildReport,
-    BuildRequest,
-    Cancellation,
-    ImageBuilder,
-    ImageInfo,
-    ListInfo,
-    ListInstance,
-    NodeInfo,
-)
+from imgfront.engines.base import BuildEvents, BuildReport, BuildRequest, Cancellation, ImageInfo, ListInfo
 from imgfront.errors import UsageError
 from imgfront.pipeline import load, parse
 from imgfront.pipeline.build import (
@@ -39,13 +30,12 @@ AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
 TAG = "localhost/web:latest"
 
 
-class MockLocalEngine(ImageBuilder):
-    """Mock engine: base digests per platform, and a list whose images are given; it builds nothing."""
-
-    name, driver = "mock", "mock"
+class MockLocalEngine(FakeEngine):
+    """The fake engine with base digests per platform and a list whose images are given; it builds nothing."""
 
     def __init__(self, images: Sequence[ImageInfo] | None = None) -> None:
-        self.images = images
+        super().__init__("mock", native=(AMD64,), emulated=(ARM64,))
+        self.given = images
         self.resolved: list[tuple[str, Platform, str]] = []
 
     def resolve_base(self, ref: str, platform: Platform, pull: str = "missing") -> str:
@@ -53,36 +43,15 @@ class MockLocalEngine(ImageBuilder):
         return f"sha256:{platform.arch.value}-{ref}"
 
     def list_images(self, name: str) -> tuple[ImageInfo, ...] | None:
-        return tuple(self.images) if self.images is not None and name == TAG else None
+        return tuple(self.given) if self.given is not None and name == TAG else None
 
     def inspect_list(self, name: str) -> ListInfo | None:
-        if self.images is None:
+        if self.given is None:
             return None
         return ListInfo(name, "list-id", "sha256:list", "application/vnd.oci.image.index.v1+json", 1, ())
 
-    def info(self) -> NodeInfo:
-        return NodeInfo("mock", "mock", "0", "0", (AMD64,), (ARM64,))
-
     def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
         raise AssertionError("an up-to-date pipeline must not build")
-
-    def inspect_image(self, ref: str) -> ImageInfo | None:
-        return None
-
-    def status(self) -> None: ...
-    def clean_cancelled(self) -> None: ...
-    def export_image(self, image_id: str) -> Iterator[bytes]:
-        yield b""
-
-    def import_image(self, chunks: Iterator[bytes]) -> str:
-        return ""
-
-    def remove_image(self, ref: str, force: bool = False) -> None: ...
-    def prune(self) -> None: ...
-    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
-        raise NotImplementedError
-
-    def close(self) -> None: ...
 
 
 class Notes(Progress):

@@ -1,25 +1,20 @@
 """The scheduler's checks that need no engine: architecture verification, cancellation, fail-fast.
 
-`MislabellingEngine` is a mock: it stands for an engine that ignores the requested platform and builds the
+`MislabellingEngine` is the fake engine made to stand for an engine that ignores the requested platform and builds the
 host's (Docker's legacy builder can), which the real podman on this machine never does.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-
 import pytest
+from fakes import FakeEngine, Script
 
 from imgfront.engines.base import (
     BuildEvents,
     BuildReport,
     BuildRequest,
     Cancellation,
-    ImageBuilder,
     ImageInfo,
-    ListInfo,
-    ListInstance,
     NodeInfo,
     PackedContext,
 )
@@ -32,48 +27,16 @@ from imgfront.scheduler import run_plan, verify
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
 
 
-class MislabellingEngine(ImageBuilder):
+class MislabellingEngine(FakeEngine):
     """Mock engine: every image it builds says amd64; a build for `fail` fails, others wait to be cancelled."""
 
-    name, driver = "mock", "mock"
-
     def __init__(self, fail: Platform | None = None, block: Platform | None = None) -> None:
-        self.fail, self.block = fail, block
-
-    def info(self) -> NodeInfo:
-        return NodeInfo("mock", "mock", "0", "0", (AMD64,), (ARM64,))
-
-    def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
-        events.step(1, 1, "RUN true")
-        if request.platform == self.fail:
-            raise PlatformBuildError(f"{request.platform}@mock: step failed", ("boom",))
-        if request.platform == self.block:
-            woken = threading.Event()
-            cancel.on_cancel(woken.set)
-            woken.wait(10)
-            raise PlatformBuildError(f"{request.platform}@mock: cancelled")
-        return BuildReport(f"id-{request.platform.arch.value}", "sha256:x", request.platform, "mock", 0.0)
+        super().__init__(
+            "mock", script={p: Script.FAIL for p in (fail,) if p} | {p: Script.BLOCK for p in (block,) if p}
+        )
 
     def inspect_image(self, ref: str) -> ImageInfo | None:
         return ImageInfo(ref, "sha256:x", "linux", "amd64", None, {})
-
-    def status(self) -> None: ...
-    def clean_cancelled(self) -> None: ...
-    def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
-        yield b""
-
-    def import_image(self, chunks: Iterator[bytes]) -> str:
-        return ""
-
-    def remove_image(self, ref: str, force: bool = False) -> None: ...
-    def prune(self) -> None: ...
-    def inspect_list(self, name: str) -> ListInfo | None:
-        return None
-
-    def commit_list(self, names: Sequence[str], instances: Sequence[ListInstance]) -> ListInfo:
-        raise NotImplementedError
-
-    def close(self) -> None: ...
 
 
 def _request(platform: Platform) -> BuildRequest:

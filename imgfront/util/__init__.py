@@ -1,0 +1,1 @@
+"""Leaf helpers that know nothing of images or engines: files, locks, the run's temporary folder."""
