@@ -39,6 +39,7 @@ import signal
 import socket as socketlib
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -166,6 +167,11 @@ class PodmanNode:
         return _run_podman(
             [os.fspath(a) for a in args], self.cli_env, check=check, input=input, timeout=timeout, cli=self.cli
         )
+
+    def run(self, *cmd: str | os.PathLike[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run another tool (skopeo, say) where the node's podman runs, on its storage: here, or in its container."""
+        prefix = ("podman", "exec", "--interactive", self.container) if self.container else ()
+        return _run_podman([os.fspath(c) for c in cmd], self.cli_env, check=check, cli=prefix)
 
     def get(self, url_path: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
         """A raw GET against the service, e.g. get("/v4.0.0/libpod/info")."""
@@ -488,7 +494,8 @@ def _require_podman(what: str) -> None:
 def other_podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherPodman]:
     """The other release's podman, imported into a private store of the host's podman (about 7 s)."""
     _require_podman("other_podman")
-    other = OtherPodman(tmp_path_factory.mktemp("podman-other-store"), mounts=[tmp_path_factory.getbasetemp()])
+    # /tmp whole: the tests' folders (pytest's and tempfile's) have one path on both sides.
+    other = OtherPodman(tmp_path_factory.mktemp("podman-other-store"), mounts=[Path(tempfile.gettempdir())])
     try:
         other.prepare()
     except ServiceError as e:
@@ -498,6 +505,18 @@ def other_podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherPodm
         yield other
     finally:
         other.close()
+
+
+@pytest.fixture(scope="session")
+def host_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanNode]:
+    """The host's podman on a private store, whatever podman_node is: for what only the host's podman does.
+
+    imgfront's private service is the host's `podman system service`, started when no service answers; a test
+    of it removes CONTAINER_HOST from this node's env, and the private store stays in CONTAINERS_*_CONF.
+    """
+    _require_podman("host_node")
+    with _service_node(tmp_path_factory.mktemp("podman-host-only")) as node:
+        yield node
 
 
 @pytest.fixture(scope="session", params=PODMAN_KINDS, ids=_podman_ids())

@@ -15,7 +15,7 @@ from imgfront.util import rundir
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
-SERVICE_PREFIX = "service-"
+SERVICE_PREFIX = "svc-"
 PID_FILE = "service.pid"
 SETTLE = 1.5  # seconds for podman to remove a build's working containers once its steps are killed
 

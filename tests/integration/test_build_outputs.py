@@ -28,6 +28,20 @@ def platforms_of(index: dict[str, object]) -> list[str]:
     return sorted("/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"]))) for m in manifests)
 
 
+def pulled_and_run(node, tmp_path: Path, platform: str, source: str) -> str:
+    """Pull `source` for `platform` into a store of its own, as a user on another machine would, and run it.
+
+    Not into the node's store: that holds the built image already, and podman 5 refuses an image whose id it has
+    with other layer ids ("already exists, but uses a different top layer").
+    """
+    store = ["--root", f"{tmp_path}/pull-root", "--runroot", f"{tmp_path}/pull-runroot"]
+    try:
+        pulled = node.podman(*store, "pull", "-q", "--platform", platform, source).stdout.split()[-1]
+        return str(node.podman(*store, "run", "--rm", pulled).stdout.strip())
+    finally:
+        node.podman(*store, "system", "reset", "--force", check=False)
+
+
 def test_two_platform_build_into_an_oci_layout_that_skopeo_reads_and_podman_pulls(
     podman_node, make_context, run_imgfront, emulation_ready, tmp_path: Path
 ) -> None:
@@ -41,8 +55,7 @@ def test_two_platform_build_into_an_oci_layout_that_skopeo_reads_and_podman_pull
     index = skopeo_raw(f"oci:{layout}")
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert platforms_of(index) == ["linux/amd64", "linux/arm64"]
-    pulled = podman_node.podman("pull", "-q", "--platform", "linux/arm64", f"oci:{layout}").stdout.split()[-1]
-    assert podman_node.podman("run", "--rm", pulled).stdout.strip() == "aarch64"
+    assert pulled_and_run(podman_node, tmp_path, "linux/arm64", f"oci:{layout}") == "aarch64"
 
     data = json.loads(meta.read_text())
     assert data["imgfront.outputs"] == [{"type": "oci-layout", "dest": str(layout)}]
@@ -138,8 +151,7 @@ def test_podman_and_docker_nodes_write_one_oci_layout(
 
     assert platforms_of(skopeo_raw(f"oci:{layout}")) == ["linux/amd64", "linux/arm64"]
     for platform, arch in (("linux/amd64", "amd64"), ("linux/arm64", "arm64")):
-        pulled = podman_node.podman("pull", "-q", "--platform", platform, f"oci:{layout}").stdout.split()[-1]
-        assert podman_node.podman("run", "--rm", pulled).stdout.strip() == arch
+        assert pulled_and_run(podman_node, tmp_path, platform, f"oci:{layout}") == arch
 
 
 def test_failed_build_leaves_the_previous_layout_as_it_was(
