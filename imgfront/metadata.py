@@ -37,12 +37,14 @@ def metadata(
     elif first is not None and len(reports) == 1:
         data["containerimage.digest"] = first.instances.get(reports[0].platform)
     elif image_list is not None:
-        data["containerimage.digest"] = image_list.digest
-        data["containerimage.descriptor"] = {
-            "mediaType": image_list.media_type,
-            "digest": image_list.digest,
-            "size": image_list.size,
-        }
+        # The digest storage holds for the list; without its size (bytes podman's view could not rebuild) no descriptor.
+        data["containerimage.digest"] = image_list.digest or None
+        if image_list.digest and image_list.size:
+            data["containerimage.descriptor"] = {
+                "mediaType": image_list.media_type,
+                "digest": image_list.digest,
+                "size": image_list.size,
+            }
     elif len(reports) == 1:
         data["containerimage.digest"] = reports[0].digest
     data["imgfront.builds"] = [report_json(r) for r in reports]

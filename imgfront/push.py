@@ -145,12 +145,19 @@ def write_index(
 
 
 def _entry(registry: Registry, repository: str, manifest: Manifest) -> dict[str, Any]:
-    """An index entry for one image manifest; its platform is read from the image's config."""
+    """An index entry for one image manifest; its platform is read from the image's config.
+
+    The variant is the platform's as local lists write it (arm64 -> v8): image configs often have none.
+    """
     config = registry.blob_json(repository, str(manifest.json()["config"]["digest"]))
     platform: dict[str, Any] = {"architecture": config.get("architecture", ""), "os": config.get("os", "")}
-    for key in ("variant", "os.version", "os.features"):
+    known = _platform_of({"platform": {**platform, "variant": config.get("variant")}})
+    for key in ("os.version", "os.features"):
         if config.get(key):
             platform[key] = config[key]
+    variant = known.oci_variant if known is not None else config.get("variant")
+    if variant:
+        platform["variant"] = variant
     return {"mediaType": manifest.media_type, "digest": manifest.digest, "size": manifest.size, "platform": platform}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -37,6 +36,7 @@ from imgfront.engines.base import (
     parse_time,
 )
 from imgfront.engines.connections import Connection
+from imgfront.engines.listforms import stored_list
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from imgfront.auth import Credentials
 
 MIN_SERVER = (4, 3, 0)
+DIGEST_FILTER_SINCE = (4, 6, 0)  # where repo@digest stopped finding a list's untagged instances
 CONNECT_TIMEOUT = 10.0
 LOG_TAIL = 20
 # Seconds to wait after a cancel for podman to end the cancelled builds: imgfront's private service, whose
@@ -463,7 +464,7 @@ class PodmanBuilder(ImageBuilder):
     # -- manifest lists ---------------------------------------------------------------------------
 
     def list_images(self, name: str) -> tuple[ImageInfo, ...] | None:
-        """A local list's instances, each inspected by `repo@digest` (podman 4.3 cannot list images)."""
+        """A local list's instances, each inspected (podman 4.3 cannot list all images)."""
         if not self._exists(f"/manifests/{_q(name)}/exists"):
             return None
         data = self._json("get", f"/manifests/{_q(name)}/json")
@@ -472,32 +473,58 @@ class PodmanBuilder(ImageBuilder):
         repository = _repository(name)
         found = []
         for entry in data["manifests"]:
-            image = self.inspect_image(f"{repository}@{entry['digest']}")
+            digest = str(entry["digest"])
+            image = self._instance(repository, digest)
             if image is not None:
-                found.append(dataclasses.replace(image, digest=str(entry["digest"])))
+                found.append(dataclasses.replace(image, digest=digest))
         return tuple(found)
 
+    def _instance(self, repository: str, digest: str) -> ImageInfo | None:
+        """A list's instance by its manifest digest.
+
+        Up to 4.5 `repo@digest` finds it; from 4.6 (containers/common's hardened lookup) only images whose own
+        names are in that repository are, so an untagged instance is found by the listing's digest filter, which
+        4.3 rejects.
+        """
+        if parse_version(self.server_version) < DIGEST_FILTER_SINCE:
+            return self.inspect_image(f"{repository}@{digest}")
+        filters = json.dumps({"digest": [digest]})
+        entries = self._json_params("get", "/images/json", {"filters": filters})
+        ids = [str(e["Id"]) for e in entries if not e.get("IsManifestList")]
+        return self.inspect_image(ids[0]) if ids else None
+
     def inspect_list(self, name: str) -> ListInfo | None:
+        """A local list, with the digest storage holds for it (see listforms), not a hash of the API's view."""
         response = self.client.api.get(f"/manifests/{_q(name)}/json")
         if response.status_code == 404:
             return None
         _raise(response, f"{self.name}: inspecting list {name}")
-        raw = response.content.rstrip(b"\n")
-        data = json.loads(raw)
+        data = response.json()
         if "manifests" not in data:
             return None  # a plain image by that name, not a list
         digests = tuple(str(m["digest"]) for m in data["manifests"])
-        return ListInfo(
-            name=name,
-            id=self._list_id(name, digests),
-            digest="sha256:" + hashlib.sha256(raw).hexdigest(),
-            media_type=str(data.get("mediaType", "")),
-            size=len(raw),
-            instances=digests,
-        )
+        record = self._list_record(name)
+        if record is None:
+            return ListInfo(name, self._list_id(name, digests), "", str(data.get("mediaType", "")), 0, digests)
+        known = [str(r).partition("@")[2] for r in record.get("RepoDigests") or []]
+        stored = stored_list(data, known, str(record.get("Digest", "")))
+        return ListInfo(name, str(record["Id"]), stored.digest, stored.media_type, stored.size, digests)
+
+    def _list_record(self, name: str) -> dict[str, Any] | None:
+        """The list's own entry in the image listing (its id, and every manifest digest storage keeps for it).
+
+        Filtered by name, which both versions answer: 4.3 fails a listing that meets a list holding an image
+        for the host's platform, but not this one; 5.x also lists such an instance under the list's name.
+        """
+        try:
+            entries = self._json_params("get", "/images/json", {"filters": json.dumps({"reference": [name]})})
+        except EngineError:
+            return None
+        named = [e for e in entries if e.get("IsManifestList", bool(e.get("RepoTags")))]
+        return dict(named[0]) if len(named) == 1 else None
 
     def _list_id(self, name: str, digests: Sequence[str]) -> str:
-        """A list's storage id; podman 4.3 cannot inspect lists, but an empty annotate answers with it."""
+        """A list's storage id when the listing fails: 4.3 cannot inspect lists, but an empty annotate answers."""
         if not digests:
             return ""
         response = self.client.api.put(

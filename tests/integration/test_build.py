@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -370,3 +371,42 @@ def test_emulation_status_shows_arm64(run_imgfront, emulation_ready):
     result = run_imgfront(["emulation", "status"], dict(os.environ))
     assert result.returncode == 0
     assert "linux/arm64" in result.stdout
+
+
+def stored_digest(node, name: str) -> str:
+    """The digest of what storage holds for `name`, by skopeo beside the node's podman (in its container, for 5.x)."""
+    raw = subprocess.run(
+        [*node.cli[:-1], "skopeo", "inspect", "--raw", f"containers-storage:{name}"],
+        env=node.cli_env,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_reported_list_digest_is_the_one_storage_holds(
+    podman_node, make_context, run_imgfront, emulation_ready, tmp_path
+):
+    meta = tmp_path / "meta.json"
+    ctx = make_context(BASE + "RUN echo digest > /digest\n")
+    result = run_imgfront(
+        ["build", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/stored:1", "--metadata-file", meta, ctx],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(meta.read_text())
+    stored = stored_digest(podman_node, "localhost/stored:1")
+    assert data["containerimage.digest"] == stored
+    descriptor = data["containerimage.descriptor"]
+    assert descriptor["digest"] == stored
+    # Both versions store an OCI index, whatever their API calls it.
+    assert descriptor["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    raw = subprocess.run(
+        [*podman_node.cli[:-1], "skopeo", "inspect", "--raw", "containers-storage:localhost/stored:1"],
+        env=podman_node.cli_env,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert descriptor["size"] == len(raw)
+    for build in data["imgfront.builds"]:
+        assert stored_digest(podman_node, build["image_id"]) == build["digest"]

@@ -324,6 +324,26 @@ def test_pipeline_push_and_an_up_to_date_pipeline_pushes_what_it_has(
     assert "started" not in [e["event"] for e in events(result)]
 
 
+def test_up_to_date_pipeline_reports_the_list_id_and_digest_storage_holds(
+    podman_node, busybox_base, run_imgfront, env, tmp_path
+):
+    text = UNCHANGED.format(marker="stored").replace("name: pl-unchanged", "name: pl-stored")
+    pipeline = write_pipeline(tmp_path / "stored", text)
+    for run in ("built", "unchanged"):
+        meta, iid = tmp_path / f"{run}.json", tmp_path / f"{run}.iid"
+        result = build(run_imgfront, env, pipeline, "--progress", "json", "--metadata-file", meta, "--iidfile", iid)
+        raw = subprocess.run(
+            [*podman_node.cli[:-1], "skopeo", "inspect", "--raw", "containers-storage:localhost/pl-stored:latest"],
+            env=podman_node.cli_env,
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert json.loads(meta.read_text())["containerimage.digest"] == sha256(raw)
+        assert run == "built" or "started" not in [e["event"] for e in events(result)]
+    # The same list both times, by its storage id.
+    assert (tmp_path / "built.iid").read_text() == (tmp_path / "unchanged.iid").read_text()
+
+
 # --- checkpoints ---------------------------------------------------------------------------------
 
 SHARED_PREFIX = """\

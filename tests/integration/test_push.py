@@ -445,3 +445,58 @@ def test_push_needs_a_tag_and_options_need_push(podman_node, make_context, run_i
         result = run_imgfront(["build", *args, ctx], {**os.environ, **podman_node.env})
         assert result.returncode == 2, (args, result.stderr)
         assert text in one_line_error(result)
+
+
+def index_platforms(index: dict) -> list[tuple[str, str | None]]:
+    return sorted((m["platform"]["architecture"], m["platform"].get("variant")) for m in index["manifests"])
+
+
+def test_pushed_list_digest_is_the_registrys(
+    podman_node, registry, make_context, run_imgfront, emulation_ready, tmp_path
+):
+    meta = tmp_path / "meta.json"
+    result = run_imgfront(
+        [
+            *("build", "--platform", TWO, "-t", f"{registry.url}/digest/app:1", "--push", "--tls-verify=false"),
+            *("--authfile", registry.write_auth_file(tmp_path / "auth.json"), "--metadata-file", meta),
+            make_context(BASE + "RUN echo pushed-digest > /d\n"),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(meta.read_text())
+    status, digest, index = registry.manifest("digest/app", "1")
+    assert status == 200
+    assert data["containerimage.digest"] == digest == data["containerimage.descriptor"]["digest"]
+    assert data["imgfront.push"][0]["digest"] == digest
+    assert index_platforms(index) == [("amd64", None), ("arm64", "v8")]
+    assert f"pushed {registry.url}/digest/app:1: {digest}" in result.stdout + result.stderr
+
+
+def test_indexes_written_from_node_digests_carry_the_platform_variant(
+    podman_node, registry, make_context, run_imgfront, emulation_ready, tmp_path
+):
+    authfile, meta = registry.write_auth_file(tmp_path / "auth.json"), tmp_path / "meta.json"
+    result = run_imgfront(
+        [
+            *("build", "--platform", TWO, "-t", f"{registry.url}/variant/app:1", "--push", "--push-from-nodes"),
+            *("--tls-verify=false", "--authfile", authfile, "--metadata-file", meta),
+            make_context(BASE + "RUN echo variant > /variant\n"),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    status, digest, index = registry.manifest("variant/app", "1")
+    assert status == 200 and json.loads(meta.read_text())["containerimage.digest"] == digest
+    assert index_platforms(index) == [("amd64", None), ("arm64", "v8")]
+
+    pushed = [f"{registry.url}/variant/app@{m['digest']}" for m in index["manifests"]]
+    merged = run_imgfront(
+        ["manifest", "create", f"{registry.url}/variant/merged:1", "--tls-verify=false", "--authfile", authfile]
+        + [arg for ref in pushed for arg in ("--from", ref)],
+        podman_node.env,
+    )
+    assert merged.returncode == 0, merged.stderr
+    status, digest, index = registry.manifest("variant/merged", "1")
+    assert status == 200 and merged.stdout.strip() == digest
+    assert index_platforms(index) == [("amd64", None), ("arm64", "v8")]
