@@ -443,3 +443,92 @@ def test_removing_a_result_other_images_are_built_on_leaves_it_to_them(
     docker_node.remove_image(longer.image_id, force=True)
     assert image is not None and docker_node.inspect_image(longer.image_id) is None
     assert docker_node.inspect_image(shorter.image_id) is None  # Docker removed it with its child
+
+
+# --- the same through the command line ------------------------------------------------------------
+
+
+def test_go_binary_containerfile_builds_on_a_docker_node_into_a_podman_list(
+    podman_node, dockerd, make_context, run_imgfront, emulation_ready, tmp_path: Path
+) -> None:
+    context = make_context(SCRATCH_FIRST["named"])
+    meta = tmp_path / "meta.json"
+    result = run_imgfront(
+        [
+            "build",
+            "--no-local",
+            "--node",
+            f"docker+{dockerd.url}",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "localhost/go-scratch:1",
+            "--metadata-file",
+            meta,
+            context,
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {b["node"] for b in json.loads(meta.read_text())["imgfront.builds"]} == {str(dockerd.socket)}
+    listed = json.loads(podman_node.podman("manifest", "inspect", "localhost/go-scratch:1").stdout)
+    assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):  # arm64 through qemu
+        ran = podman_node.podman(
+            "run", "--rm", "--platform", platform, "localhost/go-scratch:1", "/bin/busybox", "uname", "-m"
+        )
+        assert ran.stdout.strip() == machine
+
+
+def test_go_binary_containerfile_builds_with_docker_as_the_local_engine(
+    dockerd, make_context, busybox_bins: Path, run_imgfront, emulation_ready, tmp_path: Path
+) -> None:
+    layout, meta = tmp_path / "layout", tmp_path / "meta.json"
+    result = run_imgfront(
+        [
+            "build",
+            "--engine",
+            "docker",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--metadata-file",
+            meta,
+            "--output",
+            f"type=oci-layout,dest={layout}",
+            make_context(SCRATCH_FIRST["arg"]),
+        ],
+        {**dockerd.env, "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    found = oci_layout_images(layout)
+    assert sorted(found) == ["amd64", "arm64"]
+    for arch, (config, files) in found.items():
+        assert (config["os"], config["architecture"]) == ("linux", arch)
+        assert files["bin/busybox"] == (busybox_bins / f"busybox-{arch}").read_bytes()
+    amd64 = next(b for b in json.loads(meta.read_text())["imgfront.builds"] if b["platform"] == "linux/amd64")
+    assert run_in_docker(dockerd, amd64["image_id"], ["/bin/busybox", "echo", "ran"]) == "ran"
+
+
+def oci_layout_images(layout: Path) -> dict[str, tuple[dict[str, object], dict[str, bytes]]]:
+    """Each platform's image in an OCI layout, by architecture: its config, and the files of its layers."""
+
+    def blob(digest: str) -> bytes:
+        return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+    found: dict[str, tuple[dict[str, object], dict[str, bytes]]] = {}
+    pending = list(json.loads((layout / "index.json").read_text())["manifests"])
+    while pending:
+        descriptor = pending.pop()
+        document = json.loads(blob(descriptor["digest"]))
+        if "manifests" in document:
+            pending.extend(document["manifests"])
+            continue
+        config = json.loads(blob(document["config"]["digest"]))
+        files: dict[str, bytes] = {}
+        for layer in document["layers"]:
+            with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"])), mode="r:*") as inner:
+                for member in inner.getmembers():
+                    if member.isfile():
+                        files[member.name] = inner.extractfile(member).read()
+        found[str(config["architecture"])] = (config, files)
+    return found
