@@ -3,7 +3,9 @@
 Docker differs from podman in three ways that show here. Its image store keeps one platform per tag, so
 per-platform results stay untagged and are told apart by id. The SDK's builder is the legacy one, which
 neither sets TARGETARCH and friends (imgfront passes them as build arguments) nor looks at the platform
-when it takes a step from its cache. And the store cannot hold manifest lists.
+when it takes a step from its cache, and gives a scratch stage's opening ARG/ENV/LABEL the host's platform
+(imgfront builds such stages on an empty base of the platform: docker_scratch.py). And the store cannot hold
+manifest lists.
 """
 
 from __future__ import annotations

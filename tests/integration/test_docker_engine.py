@@ -2,7 +2,7 @@
 
 Docker cannot pull here, so images are built FROM scratch with make_context's busybox binaries. Docker
 20.10's legacy builder gives a metadata step (ARG, ENV...) that opens a FROM scratch stage the host's
-platform, so every scratch stage here begins with COPY, and a global ARG picks the busybox stage.
+platform; imgfront builds such stages on an empty base of the platform, which the SCRATCH_FIRST tests check.
 """
 
 from __future__ import annotations
