@@ -3,7 +3,9 @@
 Docker differs from podman in three ways that show here. Its image store keeps one platform per tag, so
 per-platform results stay untagged and are told apart by id. The SDK's builder is the legacy one, which
 neither sets TARGETARCH and friends (imgfront passes them as build arguments) nor looks at the platform
-when it takes a step from its cache. And the store cannot hold manifest lists.
+when it takes a step from its cache, and gives a scratch stage's opening ARG/ENV/LABEL the host's platform
+(imgfront builds such stages on an empty base of the platform: docker_scratch.py). And the store cannot hold
+manifest lists.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -37,6 +40,7 @@ from imgfront.engines.base import (
     NodeInfo,
 )
 from imgfront.engines.connections import Connection
+from imgfront.engines.docker_scratch import base_name, empty_image, read_containerfile, rewrite, with_containerfile
 from imgfront.engines.streams import parse_version, shut_down
 from imgfront.engines.tunnel import SshTunnel
 from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
@@ -65,13 +69,13 @@ _PLATFORM_CLASH = "does not match the specified platform"
 
 CLASH_HINT = (
     "Docker 20.10's legacy builder stamps a FROM scratch stage's opening metadata step (ARG, ENV, LABEL, "
-    "WORKDIR...) with the host's platform: begin such a stage with COPY or ADD (see docs/docker.md), or build "
-    "this platform on a podman node"
+    "WORKDIR...) with the host's platform; imgfront gives such stages an empty base of the platform, but only "
+    "where the Containerfile says FROM scratch itself, not through an ARG or with --platform (see "
+    "docs/docker.md): write FROM scratch there, or build this platform on a podman node"
 )
 WRONG_PLATFORM_HINT = (
     "Docker keeps one platform per tag and builds on a base it holds for another platform as it is: give that "
-    "node the base for this platform, or build the platform on a podman node; a FROM scratch stage must begin "
-    "with COPY or ADD (see docs/docker.md)"
+    "node the base for this platform, or build the platform on a podman node (see docs/docker.md)"
 )
 
 
@@ -132,6 +136,16 @@ class BuildLog:
         self.events.log(line)
 
 
+@dataclass(frozen=True)
+class _Upload:
+    """What a build sends: the packed context, up to `end` with `tail` after it when a Containerfile is added."""
+
+    containerfile: str
+    end: int | None = None
+    tail: bytes = b""
+    pull: bool = True  # False when imgfront pulled the bases itself
+
+
 class _PlatformClash(PlatformBuildError):
     """Docker took an image of another platform, from its platform-blind cache or a scratch stage's first step."""
 
@@ -167,6 +181,8 @@ class DockerBuilder(ImageBuilder):
         self._thread = threading.local()
         self._containers_before: set[str] | None = None
         self._leftovers: set[str] = set()
+        self._bases_lock = threading.Lock()
+        self._bases: set[Platform] = set()
         self._tunnel: SshTunnel | None = None
         try:
             base_url, tls = self._endpoint(env, timeout)
@@ -273,10 +289,11 @@ class DockerBuilder(ImageBuilder):
         where = f"{request.platform}@{self.name}"
         start = time.monotonic()
         self._remember_containers()
+        upload = self._upload_for(request, events, where)
         no_cache = request.no_cache
         while True:
             try:
-                image_id = self._build_once(request, events, cancel, no_cache, where)
+                image_id = self._build_once(request, upload, events, cancel, no_cache, where)
             except _PlatformClash as clash:
                 if no_cache:
                     raise PlatformBuildError(clash.message, clash.log_tail, hint=CLASH_HINT) from None
@@ -308,8 +325,65 @@ class DockerBuilder(ImageBuilder):
             seconds=time.monotonic() - start,
         )
 
+    def _upload_for(self, request: BuildRequest, events: BuildEvents, where: str) -> _Upload:
+        """The context as sent: with FROM scratch stages that open with a metadata step built on an empty base.
+
+        Only for a platform other than the engine's own, where the legacy builder would fail; the packed
+        context stays as it is, and the rewritten Containerfile is added to the upload under a name of its own.
+        """
+        context = request.context
+        as_packed = _Upload(context.containerfile, pull=request.pull in ("always", "newer"))
+        if request.platform in self.info().native:
+            return as_packed
+        text = read_containerfile(context.tar, context.containerfile)
+        base = base_name(request.platform)
+        changed = rewrite(text, base, request.build_args) if text is not None else None
+        if changed is None:
+            return as_packed
+        self._load_empty_base(request.platform, where)
+        lines = ", ".join(map(str, changed.lines))
+        events.log(
+            f"imgfront: FROM scratch at line {lines} builds FROM {base}, an empty {request.platform} image, "
+            "as Docker's legacy builder would give its first step the host's platform"
+        )
+        if as_packed.pull:  # Docker would try to pull imgfront's empty base too
+            self._pull(changed.bases, request.platform, events, where)
+        name, end, tail = with_containerfile(context.tar, changed.containerfile)
+        return _Upload(name, end, tail, pull=False)
+
+    def _load_empty_base(self, platform: Platform, where: str) -> None:
+        """Load the platform's empty image under imgfront's name, once per builder (again, in case it went)."""
+        with self._bases_lock:
+            if platform in self._bases:
+                return
+            try:
+                self.import_image(iter([empty_image(platform)]))
+            except EngineError as e:
+                raise PlatformBuildError(f"{where}: loading the empty base {base_name(platform)}: {e}") from e
+            self._bases.add(platform)
+
+    def _pull(self, bases: Sequence[str], platform: Platform, events: BuildEvents, where: str) -> None:
+        """Pull the other stages' bases for --pull always/newer, so that the build itself needs to pull none."""
+        for ref in dict.fromkeys(bases):
+            if "$" in ref:
+                events.log(f"imgfront: cannot name the base {ref} before the build; Docker uses the copy it has")
+                continue
+            events.log(f"imgfront: pulling {ref} for {platform}")
+            try:
+                for message in self.client.pull(ref, platform=str(platform), stream=True, decode=True):
+                    if isinstance(message, dict) and message.get("error"):
+                        raise PlatformBuildError(f"{where}: pulling {ref}: {str(message['error']).strip()}")
+            except (docker.errors.APIError, requests.RequestException) as e:
+                raise PlatformBuildError(f"{where}: pulling {ref}: {getattr(e, 'explanation', '') or e}") from e
+
     def _build_once(
-        self, request: BuildRequest, events: BuildEvents, cancel: Cancellation, no_cache: bool, where: str
+        self,
+        request: BuildRequest,
+        upload: _Upload,
+        events: BuildEvents,
+        cancel: Cancellation,
+        no_cache: bool,
+        where: str,
     ) -> str:
         log = BuildLog(events, self._automatic_args)
         image_id: str | None = None
@@ -317,15 +391,15 @@ class DockerBuilder(ImageBuilder):
         self._thread.capture, self._thread.response = True, None
         try:
             stream = self.client.build(
-                fileobj=_upload(request.context.tar, cancel),
+                fileobj=_upload(request.context.tar, cancel, upload.end, upload.tail),
                 custom_context=True,
-                dockerfile=request.context.containerfile,
+                dockerfile=upload.containerfile,
                 platform=str(request.platform),
                 buildargs=dict(request.build_args),
                 labels=dict(request.labels) or None,
                 target=request.target or None,
                 nocache=no_cache,
-                pull=request.pull in ("always", "newer"),  # the legacy builder pulls a missing base anyway
+                pull=upload.pull,  # the legacy builder pulls a missing base anyway
                 rm=True,
                 forcerm=True,  # a failed step's container goes too
                 decode=True,
@@ -588,13 +662,21 @@ def _keeping_verify(merge: Callable[..., dict[str, Any]], ca_cert: str) -> Calla
     return merged
 
 
-def _upload(tar: Path, cancel: Cancellation) -> Iterator[bytes]:
-    """The context, read as it is sent; a cancel aborts the request, so Docker never builds half a context."""
+def _upload(tar: Path, cancel: Cancellation, end: int | None = None, tail: bytes = b"") -> Iterator[bytes]:
+    """The context, read as it is sent (its first `end` bytes, then `tail`); a cancel aborts the request, so
+    Docker never builds half a context."""
+    left = end
     with tar.open("rb") as f:
-        while chunk := f.read(UPLOAD_CHUNK):
+        while chunk := f.read(UPLOAD_CHUNK if left is None else min(UPLOAD_CHUNK, left)):
             if cancel.cancelled:
                 raise _Cancelled
+            if left is not None:
+                left -= len(chunk)
             yield chunk
+    if tail:
+        if cancel.cancelled:
+            raise _Cancelled
+        yield tail
 
 
 def _nothing() -> None:

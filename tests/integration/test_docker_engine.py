@@ -2,7 +2,7 @@
 
 Docker cannot pull here, so images are built FROM scratch with make_context's busybox binaries. Docker
 20.10's legacy builder gives a metadata step (ARG, ENV...) that opens a FROM scratch stage the host's
-platform, so every scratch stage here begins with COPY, and a global ARG picks the busybox stage.
+platform; imgfront builds such stages on an empty base of the platform, which the SCRATCH_FIRST tests check.
 """
 
 from __future__ import annotations
@@ -179,10 +179,107 @@ def test_docker_cache_taken_for_another_platform_is_built_again(
     assert any("building again without it" in line for line in events.lines)
 
 
-def test_scratch_stage_opening_with_metadata_fails_for_another_platform_with_a_hint(
+# The Go-binary Containerfile and its variants: each FROM scratch stage opens with a metadata step.
+SCRATCH_FIRST = {
+    "arg": "FROM scratch\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\n",
+    "env": "FROM scratch\nENV PATH=/bin\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\n",
+    "label": "FROM scratch\nLABEL org.example.kind=go\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\n",
+    "multi-stage": "FROM scratch AS bins\nCOPY busybox-amd64 busybox-arm64 /\n"
+    "FROM scratch\nARG TARGETARCH\nCOPY --from=bins /busybox-${TARGETARCH} /bin/busybox\n",
+    "named": "FROM scratch AS app\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\n"
+    'FROM app AS final\nCMD ["/bin/busybox", "echo", "ran"]\n',
+}
+
+
+def layer_file(chunks: Iterator[bytes], name: str) -> bytes:
+    """One file's bytes from the layers of a docker-archive stream (the last layer holding it wins)."""
+    found = b""
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))
+        for layer in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=archive.extractfile(layer)) as inner:
+                for member in inner.getmembers():
+                    if member.name == name and member.isfile():
+                        found = inner.extractfile(member).read()
+    return found
+
+
+def run_in_docker(dockerd, image_id: str, command: list[str]) -> str:
+    client = dockerd.client()
+    try:
+        container = client.create_container(image_id, command=command, host_config={"NetworkMode": "none"})
+        try:
+            client.start(container)
+            assert client.wait(container, timeout=60)["StatusCode"] == 0
+            return str(client.logs(container).decode().strip())
+        finally:
+            client.remove_container(container, force=True)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("variant", sorted(SCRATCH_FIRST))
+def test_scratch_stage_opening_with_metadata_builds_for_both_platforms(
+    variant: str, docker_node: DockerBuilder, dockerd, make_context, busybox_bins: Path, emulation_ready, tmp_path: Path
+) -> None:
+    context = make_context(SCRATCH_FIRST[variant])
+    for platform in (AMD64, ARM64):
+        events = Recorder()
+        report = docker_node.build(request_for(context, tmp_path, platform, no_cache=True), events, Cancellation())
+        image = docker_node.inspect_image(report.image_id)
+        assert image is not None and (image.os, image.architecture, image.variant) == (
+            "linux",
+            platform.arch.value,
+            None,
+        )
+        binary = layer_file(docker_node.export_image(report.image_id), "bin/busybox")
+        assert binary == (busybox_bins / f"busybox-{platform.arch.value}").read_bytes()
+        on_empty_base = any("builds FROM localhost/imgfront-scratch:linux_arm64" in line for line in events.lines)
+        assert on_empty_base is (platform == ARM64)  # the host's own platform is built as written
+        if variant == "label":
+            assert image.labels == {"org.example.kind": "go"}
+        if platform == AMD64:  # this host's own: it runs
+            assert run_in_docker(dockerd, report.image_id, ["/bin/busybox", "echo", "ran"]) == "ran"
+
+
+def test_scratch_stage_on_the_empty_base_has_the_layers_and_config_of_a_scratch_build(
+    docker_node: DockerBuilder, dockerd, make_context, emulation_ready, tmp_path: Path
+) -> None:
+    # To /app: a parent folder COPY made would carry the time of the build, so the layers could not be equal.
+    rewritten = make_context("FROM scratch\nENV A=1\nCOPY busybox-arm64 /app\n")
+    as_scratch = make_context("FROM scratch\nCOPY busybox-arm64 /app\nENV A=1\n")  # needs no base
+    built = [
+        docker_node.build(request_for(c, tmp_path, ARM64, no_cache=True), Recorder(), Cancellation())
+        for c in (rewritten, as_scratch)
+    ]
+    client = dockerd.client()
+    try:
+        ours, docker_own = (client.inspect_image(b.image_id) for b in built)
+        history = [client.history(b.image_id) for b in built]
+    finally:
+        client.close()
+    assert ours["RootFS"] == docker_own["RootFS"]  # the same one layer
+    for key in ("Os", "Architecture", "Variant"):
+        assert ours.get(key) == docker_own.get(key)
+    assert {**ours["Config"], "Image": ""} == {**docker_own["Config"], "Image": ""}
+    assert ours["Config"]["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=1"]
+    steps = [sorted(str(h["CreatedBy"]) for h in image_history) for image_history in history]
+    assert steps[0] == steps[1] and len(steps[0]) == 2  # ENV and COPY: the empty base brings no step of its own
+
+
+def test_scratch_stage_opening_with_metadata_builds_with_pull_always(
     docker_node: DockerBuilder, make_context, emulation_ready, tmp_path: Path
 ) -> None:
-    context = make_context("FROM scratch\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\n")
+    # Docker would pull every FROM, imgfront's empty base too; imgfront pulls the others itself (none here).
+    context = make_context(SCRATCH_FIRST["named"])
+    report = docker_node.build(request_for(context, tmp_path, ARM64, pull="always"), Recorder(), Cancellation())
+    verify(docker_node, report)
+
+
+def test_scratch_stage_named_through_an_arg_still_fails_with_a_hint(
+    docker_node: DockerBuilder, make_context, emulation_ready, tmp_path: Path
+) -> None:
+    context = make_context("ARG BASE=scratch\nFROM ${BASE}\nARG TARGETARCH\nCOPY busybox-${TARGETARCH} /bin/busybox\n")
     with pytest.raises(PlatformBuildError) as failed:
         docker_node.build(request_for(context, tmp_path, ARM64, no_cache=True), Recorder(), Cancellation())
     assert "does not match the specified platform" in failed.value.message
@@ -346,3 +443,92 @@ def test_removing_a_result_other_images_are_built_on_leaves_it_to_them(
     docker_node.remove_image(longer.image_id, force=True)
     assert image is not None and docker_node.inspect_image(longer.image_id) is None
     assert docker_node.inspect_image(shorter.image_id) is None  # Docker removed it with its child
+
+
+# --- the same through the command line ------------------------------------------------------------
+
+
+def test_go_binary_containerfile_builds_on_a_docker_node_into_a_podman_list(
+    podman_node, dockerd, make_context, run_imgfront, emulation_ready, tmp_path: Path
+) -> None:
+    context = make_context(SCRATCH_FIRST["named"])
+    meta = tmp_path / "meta.json"
+    result = run_imgfront(
+        [
+            "build",
+            "--no-local",
+            "--node",
+            f"docker+{dockerd.url}",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "localhost/go-scratch:1",
+            "--metadata-file",
+            meta,
+            context,
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {b["node"] for b in json.loads(meta.read_text())["imgfront.builds"]} == {str(dockerd.socket)}
+    listed = json.loads(podman_node.podman("manifest", "inspect", "localhost/go-scratch:1").stdout)
+    assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):  # arm64 through qemu
+        ran = podman_node.podman(
+            "run", "--rm", "--platform", platform, "localhost/go-scratch:1", "/bin/busybox", "uname", "-m"
+        )
+        assert ran.stdout.strip() == machine
+
+
+def test_go_binary_containerfile_builds_with_docker_as_the_local_engine(
+    dockerd, make_context, busybox_bins: Path, run_imgfront, emulation_ready, tmp_path: Path
+) -> None:
+    layout, meta = tmp_path / "layout", tmp_path / "meta.json"
+    result = run_imgfront(
+        [
+            "build",
+            "--engine",
+            "docker",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--metadata-file",
+            meta,
+            "--output",
+            f"type=oci-layout,dest={layout}",
+            make_context(SCRATCH_FIRST["arg"]),
+        ],
+        {**dockerd.env, "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    found = oci_layout_images(layout)
+    assert sorted(found) == ["amd64", "arm64"]
+    for arch, (config, files) in found.items():
+        assert (config["os"], config["architecture"]) == ("linux", arch)
+        assert files["bin/busybox"] == (busybox_bins / f"busybox-{arch}").read_bytes()
+    amd64 = next(b for b in json.loads(meta.read_text())["imgfront.builds"] if b["platform"] == "linux/amd64")
+    assert run_in_docker(dockerd, amd64["image_id"], ["/bin/busybox", "echo", "ran"]) == "ran"
+
+
+def oci_layout_images(layout: Path) -> dict[str, tuple[dict[str, object], dict[str, bytes]]]:
+    """Each platform's image in an OCI layout, by architecture: its config, and the files of its layers."""
+
+    def blob(digest: str) -> bytes:
+        return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+    found: dict[str, tuple[dict[str, object], dict[str, bytes]]] = {}
+    pending = list(json.loads((layout / "index.json").read_text())["manifests"])
+    while pending:
+        descriptor = pending.pop()
+        document = json.loads(blob(descriptor["digest"]))
+        if "manifests" in document:
+            pending.extend(document["manifests"])
+            continue
+        config = json.loads(blob(document["config"]["digest"]))
+        files: dict[str, bytes] = {}
+        for layer in document["layers"]:
+            with tarfile.open(fileobj=io.BytesIO(blob(layer["digest"])), mode="r:*") as inner:
+                for member in inner.getmembers():
+                    if member.isfile():
+                        files[member.name] = inner.extractfile(member).read()
+        found[str(config["architecture"])] = (config, files)
+    return found

@@ -7,8 +7,10 @@ service's Docker-compatible API and a current Docker, for the checks that need n
 
 from __future__ import annotations
 
+import io
 import json
 import socketserver
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
@@ -18,10 +20,19 @@ from typing import Any
 import pytest
 from conftest import Recorder
 
+from imgfront.context import pack
 from imgfront.engines import ENGINES
 from imgfront.engines.base import ListInstance
 from imgfront.engines.connections import Connection
 from imgfront.engines.docker import BuildLog, DockerBuilder, bare_id, new_enough
+from imgfront.engines.docker_scratch import (
+    CONTAINERFILE,
+    base_name,
+    empty_image,
+    read_containerfile,
+    rewrite,
+    with_containerfile,
+)
 from imgfront.errors import EngineError
 from imgfront.platforms import Platform
 
@@ -188,3 +199,90 @@ def test_build_log_reads_steps_split_across_pieces_and_drops_its_own_noise() -> 
     ]
     assert log.containers == {"0123456789ab"}
     assert list(log.tail) == events.lines
+
+
+# --- FROM scratch stages on an empty base of the platform ----------------------------------------
+
+ARM64 = Platform.parse("linux/arm64")
+BASE = base_name(ARM64)
+
+
+@pytest.mark.parametrize(
+    ("containerfile", "expected"),
+    [
+        (
+            "FROM scratch\nARG TARGETARCH\nCOPY app-${TARGETARCH} /app\n",
+            f"FROM {BASE}\nARG TARGETARCH\nCOPY app-${{TARGETARCH}} /app\n",
+        ),
+        ("from Scratch as final\nENV A=1\nCOPY a /a\n", f"FROM {BASE} as final\nENV A=1\nCOPY a /a\n"),
+        (
+            "FROM busybox AS build\nRUN true\nFROM scratch AS out\n# a comment\nLABEL x=y\nCOPY --from=build /a /a\n",
+            f"FROM busybox AS build\nRUN true\nFROM {BASE} AS out\n# a comment\nLABEL x=y\nCOPY --from=build /a /a\n",
+        ),
+        # A continued FROM keeps the lines after it where they were, so Docker's line numbers still hold.
+        ("FROM \\\n scratch\r\nWORKDIR /w\r\n", f"FROM {BASE}\r\n\r\nWORKDIR /w\r\n"),
+        ("# escape=`\nFROM scratch\nARG A\nCOPY a `\n  /a\n", f"# escape=`\nFROM {BASE}\nARG A\nCOPY a `\n  /a\n"),
+    ],
+)
+def test_scratch_stages_opening_with_metadata_are_built_on_the_empty_base(containerfile: str, expected: str) -> None:
+    changed = rewrite(containerfile, BASE, {})
+    assert changed is not None and changed.containerfile == expected
+
+
+@pytest.mark.parametrize(
+    "containerfile",
+    [
+        "FROM scratch\nCOPY a /a\nARG TARGETARCH\n",  # COPY gives the stage its platform
+        "FROM scratch\nADD a /a\n",
+        "FROM busybox\nARG A\n",
+        "FROM --platform=linux/amd64 scratch\nARG A\nCOPY a /a\n",  # the stage names its platform
+        "ARG BASE=scratch\nFROM ${BASE}\nARG A\n",  # scratch through an ARG: not seen before the build
+        "FROM scratch\nFROM scratch\n",
+        "# escape=x\nFROM scratch\nARG A\n",  # does not parse: Docker says so
+    ],
+)
+def test_other_stages_are_sent_as_written(containerfile: str) -> None:
+    assert rewrite(containerfile, BASE, {}) is None
+
+
+def test_the_rewrite_names_the_other_bases_with_global_args_filled_in() -> None:
+    changed = rewrite(
+        "ARG GO=1.22\nARG REG\nFROM $REG/golang:${GO} AS build\nFROM build AS again\nFROM scratch\nARG A\n"
+        "COPY --from=again /a /a\nFROM ${UNKNOWN}/x\n",
+        BASE,
+        {"REG": "registry.example:5000"},
+    )
+    assert changed is not None and changed.lines == (5,)
+    assert changed.bases == ("registry.example:5000/golang:1.22", "${UNKNOWN}/x")
+
+
+def test_the_empty_base_is_a_zero_layer_docker_archive_of_the_platform() -> None:
+    with tarfile.open(fileobj=io.BytesIO(empty_image(Platform.parse("linux/arm/v7")))) as archive:
+        (manifest,) = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        config = json.load(archive.extractfile(manifest["Config"]))  # type: ignore[arg-type]
+    assert manifest["RepoTags"] == ["localhost/imgfront-scratch:linux_arm_v7"] and manifest["Layers"] == []
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm", "v7")
+    assert config["rootfs"] == {"type": "layers", "diff_ids": []} and config["history"] == []
+    assert "variant" not in json.load(io.BytesIO(_config_of(empty_image(ARM64))))  # as Docker writes arm64
+
+
+def _config_of(archive_bytes: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(archive_bytes)) as archive:
+        (manifest,) = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        return archive.extractfile(manifest["Config"]).read()  # type: ignore[union-attr]
+
+
+def test_the_added_containerfile_follows_the_packed_context_in_one_tar(tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Containerfile").write_text("FROM scratch\nARG A\nCOPY a /a\n")
+    (context / "a").write_bytes(b"x" * 1000)
+    (context / CONTAINERFILE).write_text("the user's own file of that name\n")
+    packed = pack(context, context / "Containerfile", tmp_path)
+    name, end, tail = with_containerfile(packed.tar, "FROM elsewhere\n")
+    sent = packed.tar.read_bytes()[:end] + tail
+    with tarfile.open(fileobj=io.BytesIO(sent)) as archive:
+        files = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
+    assert name != CONTAINERFILE and files[name] == b"FROM elsewhere\n"
+    assert files[CONTAINERFILE] == b"the user's own file of that name\n" and files["a"] == b"x" * 1000
+    assert read_containerfile(packed.tar, packed.containerfile) == "FROM scratch\nARG A\nCOPY a /a\n"
