@@ -10,6 +10,7 @@ manifest lists.
 
 from __future__ import annotations
 
+import datetime
 import re
 import threading
 import time
@@ -38,12 +39,14 @@ from imgfront.engines.base import (
     ListInfo,
     ListInstance,
     NodeInfo,
+    made_since,
+    parse_time,
 )
 from imgfront.engines.connections import Connection
 from imgfront.engines.docker_scratch import base_name, empty_image, read_containerfile, rewrite, with_containerfile
 from imgfront.engines.streams import parse_version, shut_down
 from imgfront.engines.tunnel import SshTunnel
-from imgfront.errors import EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform
 from imgfront.registry import push_failure
 
@@ -289,6 +292,7 @@ class DockerBuilder(ImageBuilder):
         where = f"{request.platform}@{self.name}"
         start = time.monotonic()
         self._remember_containers()
+        started = self._server_time()
         upload = self._upload_for(request, events, where)
         no_cache = request.no_cache
         while True:
@@ -304,8 +308,9 @@ class DockerBuilder(ImageBuilder):
             if image is None:
                 raise PlatformBuildError(f"{where}: built image {image_id[:12]} is missing")
             if cancel.cancelled:
-                self.remove_image(image_id)
-                raise PlatformBuildError(f"{where}: cancelled")
+                if made_since(image, started):
+                    self.remove_image(image_id)
+                raise Cancelled(f"{where}: cancelled")
             if request.platform.matches_image(image.os, image.architecture, image.variant):
                 break
             got = "/".join(p for p in (image.os, image.architecture, image.variant) if p)
@@ -313,7 +318,8 @@ class DockerBuilder(ImageBuilder):
                 events.log(f"imgfront: Docker's cache gave an image for {got}; building again without it")
                 no_cache = True
                 continue
-            self.remove_image(image_id)
+            if made_since(image, started):
+                self.remove_image(image_id)
             raise PlatformBuildError(
                 f"{where}: Docker built an image for {got}, not {request.platform}", hint=WRONG_PLATFORM_HINT
             )
@@ -323,7 +329,15 @@ class DockerBuilder(ImageBuilder):
             platform=request.platform,
             node=self.name,
             seconds=time.monotonic() - start,
+            created=made_since(image, started),
         )
+
+    def _server_time(self) -> datetime.datetime | None:
+        """The engine's own clock (its /info SystemTime), to tell images this build made from cached ones."""
+        try:
+            return parse_time(str(self._quick.info().get("SystemTime", "")))
+        except (docker.errors.APIError, requests.RequestException):
+            return None
 
     def _upload_for(self, request: BuildRequest, events: BuildEvents, where: str) -> _Upload:
         """The context as sent: with FROM scratch stages that open with a metadata step built on an empty base.
@@ -406,7 +420,7 @@ class DockerBuilder(ImageBuilder):
             )
         except (_Cancelled, requests.RequestException, docker.errors.DockerException, OSError) as e:
             if cancel.cancelled:
-                raise PlatformBuildError(f"{where}: cancelled") from e
+                raise Cancelled(f"{where}: cancelled") from e
             if isinstance(e, requests.ConnectionError):
                 raise NodeLost(f"{where}: could not start the build: {e}") from e
             raise PlatformBuildError(f"{where}: could not start the build: {e}") from e
@@ -434,11 +448,11 @@ class DockerBuilder(ImageBuilder):
             succeeded = image_id is not None and not cancel.cancelled
         except docker.errors.APIError as e:
             if cancel.cancelled:
-                raise PlatformBuildError(f"{where}: cancelled", tuple(log.tail)) from e
+                raise Cancelled(f"{where}: cancelled", tuple(log.tail)) from e
             raise PlatformBuildError(f"{where}: the engine refused the build: {e.explanation or e}") from e
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
             if cancel.cancelled:
-                raise PlatformBuildError(f"{where}: cancelled", tuple(log.tail)) from e
+                raise Cancelled(f"{where}: cancelled", tuple(log.tail)) from e
             raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(log.tail)) from e
         finally:
             forget()
@@ -448,7 +462,7 @@ class DockerBuilder(ImageBuilder):
                 with self._lock:
                     self._leftovers |= log.containers
         if cancel.cancelled:
-            raise PlatformBuildError(f"{where}: cancelled", tuple(log.tail))
+            raise Cancelled(f"{where}: cancelled", tuple(log.tail))
         if image_id is None:
             raise PlatformBuildError(f"{where}: the build ended without an image", tuple(log.tail))
         return image_id
@@ -520,6 +534,8 @@ class DockerBuilder(ImageBuilder):
             architecture=str(data.get("Architecture", "")),
             variant=data.get("Variant") or None,
             labels=dict((data.get("Config") or {}).get("Labels") or {}),
+            created=parse_time(data.get("Created")),
+            names=tuple(str(t) for t in data.get("RepoTags") or ()),
         )
 
     def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
