@@ -530,5 +530,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if debug:
             traceback.print_exc()
-        _say(f"unexpected error: {e}", hint="run again with --debug to see the traceback")
+        _say(f"unexpected error: {e}", hint=None if debug else "run again with --debug to see the traceback")
         sys.exit(1)
