@@ -183,8 +183,12 @@ def parse_platforms(values: Iterable[str]) -> tuple[Platform, ...]:
     seen: dict[Platform, None] = {}
     for value in values:
         for item in value.split(","):
-            if item.strip():
-                seen.setdefault(Platform.parse(item), None)
+            if not item.strip():
+                raise UsageError(
+                    f"empty platform in {value!r}",
+                    hint="write os/arch[/variant], comma-separated (linux/amd64,linux/arm64); omit it for this host's",
+                )
+            seen.setdefault(Platform.parse(item), None)
     return tuple(seen)
 
 

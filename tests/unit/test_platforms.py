@@ -83,3 +83,9 @@ def test_arch_names_for_qemu_and_uname() -> None:
 def test_platforms_sort_by_os_arch_and_variant():
     platforms = [Platform.parse(p) for p in ("linux/s390x", "linux/arm/v6", "linux/amd64", "linux/arm/v7")]
     assert [str(p) for p in sorted(platforms)] == ["linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/s390x"]
+
+
+@pytest.mark.parametrize("value", ["", ",", " ", "linux/amd64,", ",linux/arm64", "linux/amd64,,linux/arm64"])
+def test_an_empty_platform_is_an_error_not_this_hosts(value: str) -> None:
+    with pytest.raises(UsageError, match="empty platform in"):
+        parse_platforms([value])
