@@ -315,7 +315,7 @@ def test_unbuildable_platform_fails_before_building_with_the_fix(podman_node, ma
         (["build", "--progress", "fancy", "."], 2, "fancy"),
         (["build", "--label", "novalue", "."], 2, "invalid label"),
         (["build", "--pull=sometimes", "."], 2, "invalid pull policy"),
-        (["build", "/nonexistent/context"], 2, "no Containerfile"),
+        (["build", "/nonexistent/context"], 2, "context folder /nonexistent/context does not exist"),
         (["frobnicate"], 2, "No such command"),
     ],
 )
