@@ -98,7 +98,7 @@ def _build_args(items: list[str] | None) -> dict[str, str]:
 @app.command()
 def build(
     context: Annotated[
-        Path | None, typer.Argument(help="The build context directory; default '.', none with -p.")
+        str | None, typer.Argument(help="The build context directory; default '.', none with -p.")
     ] = None,
     file: Annotated[Path | None, typer.Option("-f", "--file", help="The Containerfile.")] = None,
     pipeline_file: Annotated[
@@ -199,6 +199,7 @@ def build(
 ) -> None:
     """Build CONTEXT, or the pipeline -p names, once per platform in parallel; merge the results into -t's list."""
     from imgfront.build import Build, BuildOptions, unbuildable_hint
+    from imgfront.context import context_folder
     from imgfront.engines import open_engine
     from imgfront.outputs import parse_outputs, wants_image
     from imgfront.plan import UnbuildablePlatforms
@@ -243,7 +244,7 @@ def build(
     elif tls_verify is not None or authfile is not None:
         raise UsageError("--tls-verify and --authfile are for --push")
     options = BuildOptions(
-        context=context or Path("."),
+        context=context_folder(context) if context is not None else Path("."),
         platforms=platforms or (host_platform(),),
         tags=tuple(str(parse_reference(t)) for t in tags),
         file=file,
@@ -535,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if debug:
             traceback.print_exc()
-        _say(f"unexpected error: {e}", hint="run again with --debug to see the traceback")
+        _say(f"unexpected error: {e}", hint=None if debug else "run again with --debug to see the traceback")
         sys.exit(1)
     finally:
         with signals.deferred(raise_after=False):  # the exit code is decided; the folder must go

@@ -10,7 +10,7 @@ from typing import Any
 
 from imgfront.engines.base import NodeInfo
 from imgfront.errors import UsageError
-from imgfront.platforms import Platform
+from imgfront.platforms import Platform, host_platforms
 
 
 class Mode(enum.Enum):
@@ -58,17 +58,39 @@ class Preference:
     priority: int = 0
 
 
+class CpuLacksVariant(UsageError):
+    """A variant of this host's own architecture that its CPU cannot run: qemu-user does not emulate the host."""
+
+    def __init__(self, platforms: Sequence[Platform], host: Sequence[Platform]) -> None:
+        names = ", ".join(str(p) for p in platforms)
+        best = max(host, key=lambda p: p.level)
+        super().__init__(
+            f"no node runs {names}: this host's CPU runs {best} at most, and emulation is for other architectures",
+            hint=f"build {best} (or a lower variant) here, or add a node whose CPU has it with --node",
+        )
+        self.platforms = tuple(platforms)
+
+
+def runs_natively(node: NodeInfo, platform: Platform, host: Sequence[Platform]) -> bool:
+    """Whether the node's own CPU runs the platform. A node behind a unix socket runs on this host, so its CPU
+    is this host's: `host`, every level of it (an engine reports only its architecture's baseline)."""
+    cpus = [*node.native, *(host if node.address.startswith("unix://") else ())]
+    return any(platform.runs_on(cpu) for cpu in cpus)
+
+
 def make_plan(
     platforms: Sequence[Platform],
     nodes: Sequence[NodeInfo],
     preferences: Mapping[str, Preference] | None = None,
+    host: Sequence[Platform] | None = None,
 ) -> Plan:
     """Give each platform a node.
 
     In order: a native node over an emulated one; then the lowest priority; then the node with the least
     load for its weight (platforms already given / weight), so that platforms spread over the nodes; then
-    the node listed first.
+    the node listed first. `host` is what this host's CPU runs (read from /proc/cpuinfo when not given).
     """
+    host = host_platforms() if host is None else host
     prefs = preferences or {}
     load: Counter[str] = Counter()
     assignments: list[Assignment] = []
@@ -81,7 +103,7 @@ def make_plan(
 
     order = {node.name: i for i, node in enumerate(nodes)}
     for platform in platforms:
-        candidates = [(Mode.NATIVE, n) for n in nodes if platform in n.native]
+        candidates = [(Mode.NATIVE, n) for n in nodes if runs_natively(n, platform, host)]
         candidates = candidates or [(Mode.EMULATED, n) for n in nodes if platform in n.emulated]
         if not candidates:
             missing.append(platform)
@@ -89,6 +111,9 @@ def make_plan(
         mode, node = min(candidates, key=lambda c: key(c[1]))
         load[node.name] += 1
         assignments.append(Assignment(platform, node.name, mode))
+    beyond_cpu = [p for p in missing if any(p.arch is h.arch for h in host)]
+    if beyond_cpu:
+        raise CpuLacksVariant(beyond_cpu, host)
     if missing:
         raise UnbuildablePlatforms(missing)
     return Plan(tuple(assignments))

@@ -6,6 +6,7 @@ import enum
 import platform as _pyplatform
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from imgfront.errors import UsageError
 
@@ -91,6 +92,13 @@ _VARIANTS: dict[Arch, tuple[str, ...]] = {
     Arch.AMD64: ("v1", "v2", "v3", "v4"),
 }
 SUPPORTED_OS = ("linux",)
+CPUINFO = Path("/proc/cpuinfo")
+# The x86-64 psABI's microarchitecture levels, as /proc/cpuinfo names their flags (pni is SSE3, abm has LZCNT).
+_X86_64_LEVELS: tuple[frozenset[str], ...] = (
+    frozenset({"cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3"}),
+    frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}),
+    frozenset({"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -133,13 +141,24 @@ class Platform:
             f"{prefix}VARIANT": self.variant or "",
         }
 
+    @property
+    def level(self) -> int:
+        """The variant's number (amd64 v3 is 3, arm v6 is 6); the baseline's where none is given."""
+        variant = self.variant or (_VARIANTS.get(self.arch) or ("v0",))[0]
+        return int(variant.removeprefix("v"))
+
+    def runs_on(self, cpu: Platform) -> bool:
+        """Whether a CPU of platform `cpu` runs this platform's binaries itself (amd64 v3 runs v1 and v2)."""
+        return (self.os, self.arch) == (cpu.os, cpu.arch) and self.level <= cpu.level
+
     def matches_image(self, os: str | None, arch: str | None, variant: str | None) -> bool:
         """Whether an image config's os/architecture/variant describe this platform."""
         try:
             other = Platform.make(os or "", arch or "", variant or None)
         except UsageError:
             return False
-        return other == self
+        # podman 4.3 writes no variant into an amd64 image's config, whichever level was asked for.
+        return other == self or (self.arch is Arch.AMD64 and other.arch is Arch.AMD64 and not variant)
 
     @classmethod
     def make(cls, os: str, arch: str, variant: str | None = None) -> Platform:
@@ -183,11 +202,47 @@ def parse_platforms(values: Iterable[str]) -> tuple[Platform, ...]:
     seen: dict[Platform, None] = {}
     for value in values:
         for item in value.split(","):
-            if item.strip():
-                seen.setdefault(Platform.parse(item), None)
+            if not item.strip():
+                raise UsageError(
+                    f"empty platform in {value!r}",
+                    hint="write os/arch[/variant], comma-separated (linux/amd64,linux/arm64); omit it for this host's",
+                )
+            seen.setdefault(Platform.parse(item), None)
     return tuple(seen)
 
 
 def host_platform(machine: str | None = None) -> Platform:
-    """The platform this host runs natively."""
+    """The platform this host runs natively, at its baseline: what a build without --platform is for."""
     return Platform.make("linux", machine or _pyplatform.machine())
+
+
+def x86_64_level(flags: Iterable[str]) -> int:
+    """The highest x86-64 microarchitecture level (1 to 4) whose every feature is among a CPU's flags."""
+    have, level = set(flags), 1
+    for needed in _X86_64_LEVELS:
+        if not needed <= have:
+            break
+        level += 1
+    return level
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The first processor's flags in /proc/cpuinfo; empty where it has none (not x86)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def host_platforms(machine: str | None = None, cpuinfo: Path = CPUINFO) -> tuple[Platform, ...]:
+    """Every platform this host's CPU runs natively, the baseline first: amd64 at each level its flags reach."""
+    host = host_platform(machine)
+    if host.arch is not Arch.AMD64:
+        return (host,)
+    top = x86_64_level(cpu_flags(cpuinfo))
+    return (host, *(Platform.make("linux", "amd64", f"v{n}") for n in range(2, top + 1)))

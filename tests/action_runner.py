@@ -6,7 +6,8 @@ What it does, as the runner does it:
 - steps in order; a step runs when its `if:` holds (an `if:` without a status function means
   `success() && (...)`), and after a failed step only `always()`/`failure()` steps run;
 - a `run:` step runs under `bash --noprofile --norc -eo pipefail SCRIPT` with its `env:` and
-  `working-directory:`, and fresh GITHUB_OUTPUT, GITHUB_ENV, GITHUB_PATH and GITHUB_STEP_SUMMARY files;
+  `working-directory:`, and fresh GITHUB_OUTPUT, GITHUB_ENV, GITHUB_PATH and GITHUB_STEP_SUMMARY files
+  (without GITHUB_STEP_SUMMARY when asked to run as Forgejo's and Gitea's runners do, which have none);
   what it writes to GITHUB_ENV and GITHUB_PATH reaches the steps after it; its outputs become
   `steps.<id>.outputs`, also when it fails;
 - workflow commands in a step's output are taken out of the log: `::add-mask::VALUE` records a mask,
@@ -461,6 +462,7 @@ class _Job:
     runner_temp: Path
     env: dict[str, str]
     timeout: float
+    step_summary: bool = True
     file_env: dict[str, str] = field(default_factory=dict)
     path_entries: list[str] = field(default_factory=list)
 
@@ -476,13 +478,12 @@ class _Job:
         commands_dir.mkdir(exist_ok=True)
         script = commands_dir / f"script_{uuid.uuid4()}.sh"
         script.write_text(substitute(str(step["run"]), contexts))
-        files = {
-            kind: commands_dir / f"{kind.lower()}_{uuid.uuid4()}"
-            for kind in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")
-        }
+        kinds = ["GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH"] + (["GITHUB_STEP_SUMMARY"] if self.step_summary else [])
+        files = {kind: commands_dir / f"{kind.lower()}_{uuid.uuid4()}" for kind in kinds}
         for path in files.values():
             path.touch()
         process_env = {**self.env, **self.file_env}
+        process_env.pop("GITHUB_STEP_SUMMARY", None)
         process_env["PATH"] = os.pathsep.join([*self.path_entries, process_env.get("PATH", os.defpath)])
         process_env.update(
             {k: os.fspath(v) for k, v in files.items()},
@@ -518,7 +519,7 @@ class _Job:
         self.file_env.update(read_file_command(files["GITHUB_ENV"]))
         added = [line for line in files["GITHUB_PATH"].read_text().splitlines() if line]
         self.path_entries[:0] = reversed(added)
-        result.summary = files["GITHUB_STEP_SUMMARY"].read_text()
+        result.summary = files["GITHUB_STEP_SUMMARY"].read_text() if self.step_summary else ""
 
 
 def _text(output: str | bytes | None) -> str:
@@ -534,11 +535,13 @@ def run_action(
     runner_temp: Path,
     only: Collection[str] | None = None,
     timeout: float = STEP_TIMEOUT,
+    step_summary: bool = True,
 ) -> ActionResult:
     """Run the composite action in action_dir with inputs (values as a `with:` block gives them).
 
     env is the job's environment; workspace is GITHUB_WORKSPACE (the steps' working folder); runner_temp
     is RUNNER_TEMP. With only, the steps whose ids are not in it are skipped (reason "not selected").
+    Without step_summary, steps get no GITHUB_STEP_SUMMARY, as on Forgejo's and Gitea's runners.
     """
     action_dir = action_dir.resolve()
     action = load_action(action_dir)
@@ -548,7 +551,7 @@ def run_action(
         raise ValueError(f"inputs the action does not declare: {sorted(unknown)}")
     workspace.mkdir(parents=True, exist_ok=True)
     runner_temp.mkdir(parents=True, exist_ok=True)
-    job = _Job(action_dir=action_dir, workspace=workspace, runner_temp=runner_temp, env=dict(env), timeout=timeout)
+    job = _Job(action_dir, workspace, runner_temp, dict(env), timeout, step_summary)
 
     base: dict[str, Any] = {
         "github": _CaseInsensitive(

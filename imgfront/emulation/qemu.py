@@ -6,7 +6,7 @@ import enum
 import os
 import shlex
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,8 @@ from imgfront.emulation.binfmt import (
     parse_register_line,
     read_handlers,
 )
-from imgfront.errors import ImgfrontError
-from imgfront.platforms import Arch, Platform, host_platform
+from imgfront.errors import ImgfrontError, UsageError
+from imgfront.platforms import Arch, Platform, host_platform, host_platforms
 
 BINFMT_D = Path("/usr/lib/binfmt.d")
 
@@ -117,9 +117,23 @@ def install(
     binfmt_d: Path = BINFMT_D,
     root: Path = BINFMT_MISC,
     host: Platform | None = None,
+    cpus: Sequence[Platform] | None = None,
 ) -> list[InstallResult]:
-    """Register qemu's handler, with flag F, for each foreign platform that has no usable one yet."""
+    """Register qemu's handler, with flag F, for each foreign platform that has no usable one yet.
+
+    A platform of the host's own architecture is native when the CPU (`cpus`: every level it runs) runs it,
+    and is refused when not: qemu-user does not emulate the host's architecture, so no handler would help.
+    """
+    cpus = cpus or (host_platforms() if host is None else (host,))
     host = host or host_platform()
+    beyond = [p for p in dict.fromkeys(platforms) if p.arch is host.arch and not any(p.runs_on(c) for c in cpus)]
+    if beyond:
+        best = max(cpus, key=lambda c: c.level)
+        raise UsageError(
+            f"cannot emulate {', '.join(str(p) for p in beyond)}: this host's CPU runs {best} at most, "
+            "and qemu-user emulates other architectures only",
+            hint=f"build {best} (or a lower variant) here, or on a node whose CPU has it (--node)",
+        )
     current = status(root, host)
     present = {s.platform.arch: s.handler.name for s in current if s.platform and s.usable_in_containers}
     names = {s.handler.name for s in current}

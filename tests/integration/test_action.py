@@ -37,7 +37,11 @@ APP = BASE + 'RUN uname -m > /built-on\nCMD ["uname", "-m"]\n'
 
 class RunAction(Protocol):
     def __call__(
-        self, inputs: Mapping[str, object], action: str = "", runner_temp: Path | None = None
+        self,
+        inputs: Mapping[str, object],
+        action: str = "",
+        runner_temp: Path | None = None,
+        step_summary: bool = True,
     ) -> ActionResult: ...
 
 
@@ -53,13 +57,16 @@ def run(podman_node: Any, tmp_path: Path) -> RunAction:
     env["REGISTRY_AUTH_FILE"] = os.fspath(tmp_path / "no-auth.json")
     counter = itertools.count()
 
-    def run_one(inputs: Mapping[str, object], action: str = "", runner_temp: Path | None = None) -> ActionResult:
+    def run_one(
+        inputs: Mapping[str, object], action: str = "", runner_temp: Path | None = None, step_summary: bool = True
+    ) -> ActionResult:
         return run_action(
             ROOT / action,
             inputs,
             env=env,
             workspace=tmp_path,
             runner_temp=runner_temp or tmp_path / f"runner-temp-{next(counter)}",
+            step_summary=step_summary,
         )
 
     return run_one
@@ -238,6 +245,34 @@ def test_matrix_of_by_digest_jobs_then_merge_makes_one_index(
     assert from_folder.ok, explain(from_folder)
     status, _, index = registry.manifest(repository, "2")
     assert status == 200 and {m["digest"] for m in index["manifests"]} == set(digests.values())
+
+
+def test_both_actions_work_on_a_runner_without_a_step_summary(run: RunAction, make_context: Any, registry: Any) -> None:
+    """Forgejo's and Gitea's runners set no GITHUB_STEP_SUMMARY: the actions skip the summary, nothing else."""
+    context = make_context(APP)
+    repository = "action/no-summary"
+    login = {"username": registry.user, "password": registry.password, "tls-verify": "false"}
+    job = run(
+        {
+            "context": context.name,
+            "platforms": "linux/amd64",
+            "tags": f"{registry.url}/{repository}",
+            "push": "true",
+            "push-by-digest": "true",
+            **login,
+        },
+        step_summary=False,
+    )
+    assert job.ok, explain(job)
+    digest = job.outputs["digest"]
+    assert DIGEST.match(digest) and registry.manifest(repository, digest)[:2] == (200, digest)
+    assert job.summary == ""
+
+    merged = run({"tags": f"{registry.url}/{repository}:1", "digests": digest, **login}, "merge", step_summary=False)
+    assert merged.ok, explain(merged)
+    status, listed, index = registry.manifest(repository, "1")
+    assert (status, listed) == (200, merged.outputs["digest"])
+    assert [m["digest"] for m in index["manifests"]] == [digest]
 
 
 def test_pipeline_input_builds_the_pipeline_under_its_own_name(

@@ -312,11 +312,11 @@ def test_unbuildable_platform_fails_before_building_with_the_fix(podman_node, ma
     ("args", "code", "text"),
     [
         (["build", "--platform", "linux/sparc99", "."], 2, "invalid platform 'linux/sparc99'"),
-        (["build", "-t", "Bad:Tag!", "."], 2, "invalid image reference"),
+        (["build", "-t", "Bad:Tag!", "."], 2, "invalid tag 'Tag!'"),
         (["build", "--progress", "fancy", "."], 2, "fancy"),
         (["build", "--label", "novalue", "."], 2, "invalid label"),
         (["build", "--pull=sometimes", "."], 2, "invalid pull policy"),
-        (["build", "/nonexistent/context"], 2, "no Containerfile"),
+        (["build", "/nonexistent/context"], 2, "context folder /nonexistent/context does not exist"),
         (["frobnicate"], 2, "No such command"),
     ],
 )

@@ -261,6 +261,13 @@ def test_masks_are_recorded_applied_and_leaks_found(tmp_path: Path) -> None:
     assert result.leaks("not-there") == []
 
 
+def test_without_a_step_summary_file_a_step_that_writes_one_fails_as_on_forgejo(tmp_path: Path) -> None:
+    result = run_toy(tmp_path, {}, step_summary=False)
+    assert result.step("say").status == "failure"
+    assert "No such file or directory" in result.step("say").stderr
+    assert result.summary == ""
+
+
 def test_only_runs_the_selected_steps(tmp_path: Path) -> None:
     result = run_toy(tmp_path, {}, only={"say"})
     assert [s.id for s in result.steps if s.status == "success"] == ["say"]

@@ -27,7 +27,7 @@ from imgfront.emulation import (
     read_handlers,
     status,
 )
-from imgfront.errors import ImgfrontError
+from imgfront.errors import ImgfrontError, UsageError
 from imgfront.platforms import Platform
 
 FIXTURES = Path(__file__).parent / "fixtures" / "binfmt"
@@ -281,6 +281,17 @@ def test_install_skips_handlers_already_present_without_needing_root(proc: Path,
 def test_install_reports_the_host_platform_as_native(empty_proc: Path, as_user: None) -> None:
     [result] = install([AMD64], binfmt_d=BINFMT_D, root=empty_proc, host=AMD64)
     assert result.action is Action.NATIVE
+
+
+def test_install_says_native_only_for_a_variant_the_cpu_runs(empty_proc: Path, as_user: None) -> None:
+    v2, v3, v4 = (Platform.parse(f"linux/amd64/{v}") for v in ("v2", "v3", "v4"))
+    cpus = (AMD64, v2, v3)
+    [result] = install([v3], binfmt_d=BINFMT_D, root=empty_proc, host=AMD64, cpus=cpus)
+    assert result.action is Action.NATIVE
+    with pytest.raises(UsageError, match="this host's CPU runs linux/amd64/v3 at most") as e:
+        install([v4], binfmt_d=BINFMT_D, root=empty_proc, host=AMD64, cpus=cpus)
+    assert e.value.exit_code == 2
+    assert (empty_proc / "register").read_text() == ""
 
 
 def test_install_re_registers_a_handler_without_f(proc: Path, as_root: None) -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from imgfront.engines.base import NodeInfo
-from imgfront.plan import Mode, Preference, UnbuildablePlatforms, make_plan
+from imgfront.plan import CpuLacksVariant, Mode, Preference, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 
 AMD64, ARM64, RISCV = (Platform.parse(p) for p in ("linux/amd64", "linux/arm64", "linux/riscv64"))
@@ -69,3 +69,35 @@ def test_two_nodes_able_to_build_both_platforms_get_one_each() -> None:
     nodes = [node("a", [AMD64], [ARM64]), node("b", [ARM64], [AMD64])]
     plan = make_plan([AMD64, ARM64], nodes)
     assert [(a.node, a.mode) for a in plan.assignments] == [("a", Mode.NATIVE), ("b", Mode.NATIVE)]
+
+
+V2, V3, V4 = (Platform.parse(f"linux/amd64/{v}") for v in ("v2", "v3", "v4"))
+THIS_V3_HOST = (AMD64, V2, V3)  # what host_platforms() gives on an x86-64-v3 CPU
+
+
+def local_node(name: str = "local") -> NodeInfo:
+    return NodeInfo(name, "podman", "4.3.1", "4.3.1", (AMD64,), (ARM64,), address="unix:///run/podman/podman.sock")
+
+
+def test_a_variant_this_hosts_cpu_runs_is_native_on_a_node_on_this_host() -> None:
+    plan = make_plan([V2, V3, ARM64], [local_node()], host=THIS_V3_HOST)
+    assert plan.describe() == [
+        "linux/amd64/v2 -> local (native)",
+        "linux/amd64/v3 -> local (native)",
+        "linux/arm64 -> local (emulated)",
+    ]
+
+
+def test_a_variant_beyond_this_hosts_cpu_names_the_cpus_level_not_emulation() -> None:
+    with pytest.raises(CpuLacksVariant) as e:
+        make_plan([V4], [local_node()], host=THIS_V3_HOST)
+    assert "this host's CPU runs linux/amd64/v3 at most" in e.value.message
+    assert e.value.hint is not None and "emulation install" not in e.value.hint
+
+
+def test_a_remote_node_reporting_only_its_baseline_does_not_take_a_higher_variant_natively() -> None:
+    remote = NodeInfo("far", "podman", "5.4.2", "5.4.2", (AMD64,), (), address="ssh://root@far/run/podman.sock")
+    plan = make_plan([V2], [remote, local_node()], host=THIS_V3_HOST)
+    assert [(a.node, a.mode) for a in plan.assignments] == [("local", Mode.NATIVE)]
+    remote_v3 = NodeInfo("far", "podman", "5.4.2", "5.4.2", (V3,), (), address="tcp://far:8080")
+    assert make_plan([V2], [remote_v3], host=(ARM64,)).assignments[0].node == "far"

@@ -1,9 +1,11 @@
 """Platform parsing and normalisation: pure logic."""
 
+from pathlib import Path
+
 import pytest
 
 from imgfront.errors import UsageError
-from imgfront.platforms import Arch, Platform, host_platform, parse_platforms
+from imgfront.platforms import Arch, Platform, host_platform, host_platforms, parse_platforms, x86_64_level
 
 
 @pytest.mark.parametrize(
@@ -83,3 +85,41 @@ def test_arch_names_for_qemu_and_uname() -> None:
 def test_platforms_sort_by_os_arch_and_variant():
     platforms = [Platform.parse(p) for p in ("linux/s390x", "linux/arm/v6", "linux/amd64", "linux/arm/v7")]
     assert [str(p) for p in sorted(platforms)] == ["linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/s390x"]
+
+
+@pytest.mark.parametrize("value", ["", ",", " ", "linux/amd64,", ",linux/arm64", "linux/amd64,,linux/arm64"])
+def test_an_empty_platform_is_an_error_not_this_hosts(value: str) -> None:
+    with pytest.raises(UsageError, match="empty platform in"):
+        parse_platforms([value])
+
+
+V2_FLAGS = "fpu sse2 cx16 lahf_lm popcnt pni sse4_1 sse4_2 ssse3"
+V3_FLAGS = V2_FLAGS + " avx avx2 bmi1 bmi2 f16c fma abm movbe xsave"
+V4_FLAGS = V3_FLAGS + " avx512f avx512bw avx512cd avx512dq avx512vl"
+
+
+@pytest.mark.parametrize(("flags", "level"), [("fpu sse2", 1), (V2_FLAGS, 2), (V3_FLAGS, 3), (V4_FLAGS, 4)])
+def test_x86_64_level_follows_the_psabi(flags: str, level: int) -> None:
+    assert x86_64_level(flags.split()) == level
+
+
+def test_host_platforms_are_every_level_the_cpu_runs(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {V3_FLAGS}\n\nprocessor\t: 1\nflags\t\t: {V3_FLAGS}\n")
+    assert [str(p) for p in host_platforms("x86_64", cpuinfo)] == ["linux/amd64", "linux/amd64/v2", "linux/amd64/v3"]
+    assert host_platforms("aarch64", cpuinfo) == (Platform.parse("linux/arm64"),)
+
+
+def test_a_lower_variant_runs_on_a_higher_cpu_of_its_architecture_only() -> None:
+    v3 = Platform.parse("linux/amd64/v3")
+    assert Platform.parse("linux/amd64/v2").runs_on(v3) and Platform.parse("linux/amd64").runs_on(v3)
+    assert not Platform.parse("linux/amd64/v4").runs_on(v3)
+    assert Platform.parse("linux/arm/v6").runs_on(Platform.parse("linux/arm/v7"))
+    assert not Platform.parse("linux/arm64").runs_on(v3)
+
+
+def test_an_amd64_image_without_a_variant_matches_the_level_asked_for() -> None:
+    """podman 4.3 writes no variant into amd64 image configs."""
+    assert Platform.parse("linux/amd64/v2").matches_image("linux", "amd64", None)
+    assert not Platform.parse("linux/amd64/v2").matches_image("linux", "amd64", "v3")
+    assert not Platform.parse("linux/arm/v6").matches_image("linux", "arm", None)

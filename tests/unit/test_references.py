@@ -37,3 +37,33 @@ def test_digest_references_only_where_asked_for():
         parse_reference(f"reg.example/app@{digest}")  # -t takes no digest
     with pytest.raises(UsageError):
         parse_reference("reg.example/app@sha256:short", digest=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("app:" + "t" * 129, "is 129 characters long; a tag is at most 128"),
+        ("reg.example/" + "a" * 250 + ":1", "is 262 characters long; a name with its registry is at most 255"),
+        ("app@sha256:" + "ab" * 32, "a tag cannot name a digest"),
+        ("app:1@sha256:" + "ab" * 32, "a tag cannot name a digest"),
+        ("reg.example/App:1", "a repository name must be lower case"),
+        ("app:-1", "invalid tag '-1'"),
+        ("app:", "empty tag"),
+    ],
+)
+def test_the_message_names_the_rule_broken(text: str, rule: str) -> None:
+    with pytest.raises(UsageError) as e:
+        parse_reference(text)
+    assert rule in e.value.message
+    assert len(e.value.message) < 160
+
+
+def test_the_longest_valid_tag_and_name_are_taken() -> None:
+    name = "reg.example/" + "a" * (255 - len("reg.example/"))
+    assert parse_reference(f"{name}:{'t' * 128}").tag == "t" * 128
+
+
+def test_a_digest_hint_names_the_tag_to_use_instead() -> None:
+    with pytest.raises(UsageError) as e:
+        parse_reference("reg.example/app:1@sha256:" + "ab" * 32)
+    assert e.value.hint is not None and "use reg.example/app:1" in e.value.hint
