@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shlex
 import string
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import dockerfile
+from dockerfile_parse import DockerfileParser
 
 from imgfront.platforms import Platform
 
@@ -69,8 +70,8 @@ def rewrite(text: str, base: str, build_args: Mapping[str, str]) -> Rewrite | No
     that names its platform (`FROM --platform=...`) or reaches scratch through an ARG is left as it is.
     """
     try:
-        commands = dockerfile.parse_string(text)
-    except dockerfile.GoParseError:
+        commands = _instructions(text)
+    except (ValueError, UnicodeError):
         return None
     lines = text.splitlines(keepends=True)
     stages: set[str] = set()
@@ -78,22 +79,26 @@ def rewrite(text: str, base: str, build_args: Mapping[str, str]) -> Rewrite | No
     rewritten: list[int] = []
     bases: list[str] = []
     in_stage = False
-    for index, command in enumerate(commands):
-        if command.cmd.lower() == "arg" and not in_stage:
-            for arg in command.value:
+    for index, (cmd, words, start, end) in enumerate(commands):
+        if cmd == "arg" and not in_stage:
+            for arg in words:
                 name, _, default = arg.partition("=")
                 global_args[name] = build_args.get(name, default)
-        if command.cmd.lower() != "from" or not command.value:
+        if cmd != "from" or not words:
             continue
         in_stage = True
-        image, alias = command.value[0], command.value[2] if len(command.value) == 3 else None
-        following = commands[index + 1].cmd.lower() if index + 1 < len(commands) else None
-        if image.lower() == _SCRATCH and not command.flags and following not in (None, "from", *_COPYING):
-            first, last = command.start_line - 1, command.end_line - 1
-            ending = lines[last][len(lines[last].rstrip("\r\n")) :] or "\n"
-            said = f"FROM {base}" + (f" {command.value[1]} {alias}" if alias else "")
-            lines[first : last + 1] = [said + ending] + [ending] * (last - first)  # keeps the line numbers
-            rewritten.append(command.start_line)
+        flags = [w for w in words if w.startswith("--")]
+        rest = [w for w in words if not w.startswith("--")]
+        if not rest:
+            continue
+        image = rest[0]
+        alias = rest[2] if len(rest) == 3 and rest[1].lower() == "as" else None
+        following = commands[index + 1][0] if index + 1 < len(commands) else None
+        if image.lower() == _SCRATCH and not flags and following not in (None, "from", *_COPYING):
+            ending = lines[end][len(lines[end].rstrip("\r\n")) :] or "\n"
+            said = f"FROM {base}" + (f" {rest[1]} {alias}" if alias else "")
+            lines[start : end + 1] = [said + ending] + [ending] * (end - start)  # keeps the line numbers
+            rewritten.append(start + 1)
         elif image.lower() != _SCRATCH and image.lower() not in stages:
             bases.append(string.Template(image).safe_substitute(global_args))
         if alias:
@@ -101,6 +106,23 @@ def rewrite(text: str, base: str, build_args: Mapping[str, str]) -> Rewrite | No
     if not rewritten:
         return None
     return Rewrite("".join(lines), tuple(rewritten), tuple(bases))
+
+
+def _instructions(text: str) -> list[tuple[str, list[str], int, int]]:
+    """(instruction in lower case, its words, first line, last line counted from 0), by dockerfile-parse.
+
+    dockerfile-parse joins continued lines, drops comments and honours the escape directive, as Docker reads them.
+    """
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()))
+    return [
+        (
+            str(i["instruction"]).lower(),
+            shlex.split(str(i["value"]), posix=True),
+            int(i["startline"]),
+            int(i["endline"]),
+        )
+        for i in parser.structure
+    ]
 
 
 def with_containerfile(context: Path, text: str) -> tuple[str, int, bytes]:
