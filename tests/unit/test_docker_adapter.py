@@ -238,7 +238,7 @@ def test_scratch_stages_opening_with_metadata_are_built_on_the_empty_base(contai
         "FROM --platform=linux/amd64 scratch\nARG A\nCOPY a /a\n",  # the stage names its platform
         "ARG BASE=scratch\nFROM ${BASE}\nARG A\n",  # scratch through an ARG: not seen before the build
         "FROM scratch\nFROM scratch\n",
-        "# escape=x\nFROM scratch\nARG A\n",  # does not parse: Docker says so
+        "# escape=`\nFROM scratch\nCOPY a `\n  /a\n",  # the escape directive, then a COPY first
     ],
 )
 def test_other_stages_are_sent_as_written(containerfile: str) -> None:
