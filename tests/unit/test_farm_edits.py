@@ -130,3 +130,14 @@ def test_bad_node_is_exit_2_before_any_engine_is_reached(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert err.splitlines()[0] == f"imgfront: {message}"  # not the unreachable CONTAINER_HOST: nothing connected
+
+
+def test_a_weight_for_a_connection_not_in_the_farm_changes_nothing(env: dict[str, str]) -> None:
+    created = imgfront(["farm", "create", "f", "n1"], env)
+    assert created.wait(timeout=60) == 0
+    path = Path(env["PODMAN_CONNECTIONS_CONF"])
+    before = path.read_text()
+    proc = imgfront(["farm", "update", "f", "--add", "n2", "--weight", "n3=2"], env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.startswith("imgfront: 'n3' is not in farm 'f'"), err
+    assert path.read_text() == before  # n2 was not added either
