@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUSYBOX_CONTAINERFILE
+from lockwatch import held_like_podman, wait_for_waiters
 
 pytestmark = pytest.mark.slow
 
@@ -85,22 +86,26 @@ def test_podman5_and_imgfront_edit_the_named_file_at_once_and_lose_nothing(
     first = run_imgfront(["farm", "create", "base", "nb"], env)
     assert first.returncode == 0, first.stderr
 
-    count = 6
-    procs = [
-        subprocess.Popen(
-            [*podman, "system", "connection", "add", f"c{i}", f"unix:///run/c{i}.sock"],
-            env=cli_env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(count)
-    ]
-    imgfront = [sys.executable, "-m", "imgfront"]
-    procs += [
-        subprocess.Popen([*imgfront, "farm", "create", f"f{i}", "nb"], env=env, stderr=subprocess.PIPE, text=True)
-        for i in range(count)
-    ]
-    for proc in procs:
+    count = 4
+    before = conns.read_text()
+    with held_like_podman(conns) as lock:  # both podman 5 and imgfront must wait for it: one lock, not two
+        procs = [
+            subprocess.Popen(
+                [*podman, "system", "connection", "add", f"c{i}", f"unix:///run/c{i}.sock"],
+                env=cli_env,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(count)
+        ]
+        imgfront = [sys.executable, "-m", "imgfront"]
+        procs += [
+            subprocess.Popen([*imgfront, "farm", "create", f"f{i}", "nb"], env=env, stderr=subprocess.PIPE, text=True)
+            for i in range(count)
+        ]
+        wait_for_waiters(lock, len(procs), procs)
+        assert conns.read_text() == before
+    for proc in procs:  # released: podman's and imgfront's edits race for the lock at once
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
     # imgfront reads every connection podman added while it was writing farms, and podman reads every farm.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from lockwatch import held_like_podman, wait_for_waiters
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,36 +36,24 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def test_concurrent_farm_creates_and_updates_lose_nothing(env: dict[str, str]) -> None:
+def test_concurrent_farm_edits_wait_for_podmans_lock_and_lose_nothing(env: dict[str, str]) -> None:
     first = imgfront(["farm", "create", "base", "n0"], env)
     assert first.wait() == 0, first.communicate()
-    procs = [imgfront(["farm", "create", f"f{i}", f"n{i}"], env) for i in range(1, 6)]
-    procs += [imgfront(["farm", "update", "base", "--add", f"n{i}"], env) for i in range(1, 6)]
+    path = Path(env["PODMAN_CONNECTIONS_CONF"])
+    before = path.read_text()
+    with held_like_podman(path) as lock:
+        procs = [imgfront(["farm", "create", f"f{i}", f"n{i}"], env) for i in range(1, 6)]
+        procs += [imgfront(["farm", "update", "base", "--add", f"n{i}"], env) for i in range(1, 6)]
+        wait_for_waiters(lock, len(procs), procs)  # every edit is blocked on the lock, none has written
+        assert path.read_text() == before
+    # Released: all ten race for the lock at once.
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    stored = json.loads(Path(env["PODMAN_CONNECTIONS_CONF"]).read_text())["Farm"]
+    stored = json.loads(path.read_text())["Farm"]
     assert sorted(stored["List"]) == ["base", *(f"f{i}" for i in range(1, 6))]
     assert sorted(stored["List"]["base"]) == [f"n{i}" for i in range(6)]
     assert stored["Default"] == "base"
-
-
-def test_an_edit_waits_for_the_lock_podman_takes(env: dict[str, str]) -> None:
-    path = Path(env["PODMAN_CONNECTIONS_CONF"])
-    path.parent.mkdir()
-    # Held as containers/storage's lockfile holds it: fcntl F_WRLCK on the whole of podman-connections.json.lock.
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        proc = imgfront(["farm", "create", "f", "n1"], env)
-        with pytest.raises(subprocess.TimeoutExpired):
-            proc.wait(timeout=3)
-        assert not path.exists()  # nothing written while podman holds the lock
-    finally:
-        os.close(fd)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert json.loads(path.read_text())["Farm"]["List"] == {"f": ["n1"]}
 
 
 @pytest.mark.parametrize(
