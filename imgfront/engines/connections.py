@@ -136,10 +136,7 @@ def check_document(document: Any, schema: Mapping[str, Any], path: Path) -> None
     error = best_match(Draft202012Validator(schema).iter_errors(document))
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        raise UsageError(
-            f"{path}: {where or 'the whole file'}: {error.message}",
-            hint="correct or remove it",
-        )
+        raise UsageError(f"{path}: {where or 'the whole file'}: {error.message}", hint="correct or remove it")
 
 
 def _read_text(path: Path) -> str:
@@ -253,16 +250,11 @@ def system_connections(env: Mapping[str, str] = os.environ) -> tuple[list[Connec
     default = engine.get("active_service") or None
     path = connections_json_path(env)
     data = read_connections(path).get("Connection") or {}
-    if data:
-        for name, conn in (data.get("Connections") or {}).items():
-            found[name] = Connection(
-                name,
-                conn.get("URI", ""),
-                conn.get("Identity") or None,
-                bool(conn.get("IsMachine")),
-                str(path),
-            )
-        default = data.get("Default") or default
+    for name, conn in (data.get("Connections") or {}).items():
+        found[name] = Connection(
+            name, conn.get("URI") or "", conn.get("Identity") or None, bool(conn.get("IsMachine")), str(path)
+        )
+    default = data.get("Default") or default
     return list(found.values()), default
 
 
