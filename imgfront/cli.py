@@ -266,6 +266,14 @@ def build(
         raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
     if pipeline is not None and engine != "podman":
         raise UsageError("-p builds on local podman: checkpoints and base images live in its storage")
+    from imgfront.nodes import node_infos, open_nodes, select_nodes, unique_names
+
+    # Node addresses are checked before anything connects, the local engine included.
+    selected = (
+        []
+        if pipeline is not None
+        else select_nodes(node or [], farm, os.fspath(identity) if identity else None, local=local_node)
+    )
     with open_engine(engine) as local, make_progress(progress) as shown, contextlib.ExitStack() as stack:
         if hasattr(local, "idle_timeout"):
             local.idle_timeout = idle_timeout
@@ -275,11 +283,9 @@ def build(
 
                 PipelineBuild(pipeline, options, local, shown, checkpoints=checkpoint or ()).run()
                 return
-            from imgfront.nodes import node_infos, open_nodes, select_nodes, unique_names
-
             specs = [
                 s
-                for s in select_nodes(node or [], farm, os.fspath(identity) if identity else None)
+                for s in selected
                 if s.connection.uri != local.connection.uri  # the local engine, found as a connection too
             ]
             named = unique_names(specs, taken=[local.name])

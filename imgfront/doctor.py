@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgfront.engines.build_params import missing_build_params
 from imgfront.errors import ImgfrontError
 
 
@@ -28,6 +29,42 @@ class Check:
 
 def _cgroups_hybrid() -> bool:
     return Path("/sys/fs/cgroup/unified").is_dir()
+
+
+def _local_cgroups() -> str:
+    """This host's cgroups: "v2" (unified), "v1 (hybrid)" or "v1"."""
+    if Path("/sys/fs/cgroup/cgroup.controllers").is_file():
+        return "v2"
+    return "v1 (hybrid)" if _cgroups_hybrid() else "v1"
+
+
+def cgroups_check(server_version: str, cgroup_version: str) -> Check:
+    """podman 5 deprecates cgroups v1 (and warns on every call); a later release drops it."""
+    version = cgroup_version or _local_cgroups()
+    if version.startswith("v2"):
+        return Check("cgroups", True, f"v2 with podman {server_version}")
+    return Check(
+        "cgroups",
+        False,
+        f"{version} with podman {server_version}: podman 5 deprecates cgroups v1, and a later podman drops it",
+        "boot with systemd.unified_cgroup_hierarchy=1 (cgroups v2); podman 5 is quiet with "
+        "PODMAN_IGNORE_CGROUPSV1_WARNING=1",
+        warning=True,
+    )
+
+
+def build_params_check(server_version: str, api_version: str) -> Check:
+    missing = missing_build_params(server_version)
+    if not missing:
+        return Check("build options", True, f"API {api_version} has every build option imgfront knows")
+    names = ", ".join(f"{p.param} ({p.option}, {p.since_text}+)" for p in missing)
+    return Check(
+        "build options",
+        False,
+        f"API {api_version} has no {names}",
+        "a newer podman has them; podman drops an option its API does not know",
+        warning=True,
+    )
 
 
 def _engine_checks() -> Iterator[Check]:
@@ -60,6 +97,11 @@ def _engine_checks() -> Iterator[Check]:
             )
             mode = "rootless" if details.get("host", {}).get("security", {}).get("rootless") else "rootful"
             yield Check("mode", True, mode)
+            cgroups = str(details.get("host", {}).get("cgroupVersion", ""))
+            if cgroups == "v1" and engine.connection.uri.startswith("unix://") and _cgroups_hybrid():
+                cgroups = "v1 (hybrid)"  # a service on this host shares its kernel's cgroups
+            yield cgroups_check(info.server_version, cgroups)
+            yield build_params_check(info.server_version, info.api_version)
             runtime = details.get("host", {}).get("ociRuntime", {}).get("name", "")
             bad = runtime == "crun" and _cgroups_hybrid()
             yield Check(

@@ -65,16 +65,18 @@ def update(
     priority: Annotated[list[str] | None, typer.Option("--priority", help="CONNECTION=N: lower is used first.")] = None,
 ) -> None:
     """Add or remove connections, make the farm the default, or set a connection's weight and priority."""
-    from imgfront.farms import preferences, set_preference, update_farm
+    from imgfront.farms import get_farm, preferences, set_preference, update_farm
 
     weights, priorities = _pairs(weight, "weight"), _pairs(priority, "priority")
+    before_update = get_farm(name)
+    assert before_update is not None
+    after = [c for c in before_update.connections if c not in (remove or [])] + list(add or [])
+    for conn in sorted(set(weights) | set(priorities)):
+        if conn not in after:  # refused before anything is written
+            raise UsageError(f"{conn!r} is not in farm {name!r}", hint=f"its connections: {', '.join(after)}")
     farm = update_farm(name, add or [], remove or [], default)
     current = preferences(name)
     for conn in sorted(set(weights) | set(priorities)):
-        if conn not in farm.connections:
-            raise UsageError(
-                f"{conn!r} is not in farm {name!r}", hint=f"its connections: {', '.join(farm.connections)}"
-            )
         before = current.get(conn, Preference())
         set_preference(name, conn, Preference(weights.get(conn, before.weight), priorities.get(conn, before.priority)))
     print(f"farm {farm.name}: {', '.join(farm.connections) or 'no connections'}{' (default)' if farm.default else ''}")

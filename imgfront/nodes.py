@@ -49,27 +49,59 @@ def _int(params: Mapping[str, list[str]], key: str, default: int, text: str) -> 
     return value
 
 
+def check_uri(uri: str, what: str) -> None:
+    """Refuse a node address that cannot be connected to, before anything connects: `what` names it for the user."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme not in SCHEMES:
+        raise UsageError(
+            f"invalid node {what}: unknown scheme {scheme!r}" if scheme else f"invalid node {what}: no scheme",
+            hint="podman: unix://, ssh://, tcp://; Docker: docker+unix://, docker+ssh://, docker+tcp://",
+        )
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # urllib checks the range only when asked
+    except ValueError as e:
+        raise UsageError(f"invalid node {what}: {e}", hint=_EXAMPLES[scheme]) from None
+    if scheme.endswith("unix"):
+        if parts.netloc or not parts.path.startswith("/"):
+            raise UsageError(f"invalid node {what}: no absolute socket path", hint=_EXAMPLES[scheme])
+        return
+    if not parts.hostname or any(c.isspace() for c in parts.netloc):
+        raise UsageError(f"invalid node {what}: no host", hint=_EXAMPLES[scheme])
+    if port == 0:
+        raise UsageError(f"invalid node {what}: port 0 is out of range 1-65535", hint=_EXAMPLES[scheme])
+    if scheme == "ssh" and parts.path in ("", "/"):
+        # podman's service socket has no default path on the remote host that holds for every user
+        raise UsageError(f"invalid node {what}: no socket path after the host", hint=_EXAMPLES[scheme])
+    if scheme == "tcp" and port is None:
+        raise UsageError(f"invalid node {what}: no port", hint=_EXAMPLES[scheme])
+
+
+_EXAMPLES = {
+    "unix": "write it as unix:///run/podman/podman.sock",
+    "ssh": "write it as ssh://user@host[:port]/run/podman/podman.sock",
+    "tcp": "write it as tcp://host:port",
+    "docker+unix": "write it as docker+unix:///var/run/docker.sock",
+    "docker+ssh": "write it as docker+ssh://user@host[:port]",
+    "docker+tcp": "write it as docker+tcp://host[:port]",
+}
+
+
 def parse_node(text: str, env: Mapping[str, str] = os.environ, identity: str | None = None) -> NodeSpec:
     """`NAME` of a system connection, or `unix:///path`, `ssh://user@host[:port]/socket`, `tcp://host:port`,
-    each optionally followed by `?weight=N&priority=N&name=NAME&identity=KEYFILE`."""
+    each optionally followed by `?weight=N&priority=N&name=NAME&identity=KEYFILE`; checked before any connecting."""
     spec, _, query = text.strip().partition("?")
     params = parse_qs(query, keep_blank_values=True)
     unknown = sorted(set(params) - set(_PARAMS))
     if unknown:
         raise UsageError(f"invalid node {text!r}: unknown setting {unknown[0]!r}", hint=f"known: {', '.join(_PARAMS)}")
+    for setting in ("name", "identity"):
+        if setting in params and not params[setting][-1]:
+            raise UsageError(f"invalid node {text!r}: {setting} is empty")
     preference = Preference(weight=_int(params, "weight", 1, text), priority=_int(params, "priority", 0, text))
     key = identity or (params["identity"][-1] if "identity" in params else None)
     if "://" in spec:
-        scheme = spec.split("://", 1)[0]
-        if scheme not in SCHEMES:
-            raise UsageError(
-                f"invalid node {text!r}: unknown scheme {scheme!r}",
-                hint="podman: unix://, ssh://, tcp://; Docker: docker+unix://, docker+ssh://, docker+tcp://",
-            )
-        parts = urlsplit(spec)
-        on_socket = scheme.endswith("unix")
-        if (on_socket and not parts.path) or (not on_socket and not parts.hostname):
-            raise UsageError(f"invalid node {text!r}: no {'path' if on_socket else 'host'}")
+        check_uri(spec, repr(text))
         name = params["name"][-1] if "name" in params else _short_name(spec)
         return NodeSpec(name, Connection(name, spec, key, source="--node"), preference)
     connections = {c.name: c for c in system_connections(env)[0]}
@@ -77,6 +109,7 @@ def parse_node(text: str, env: Mapping[str, str] = os.environ, identity: str | N
         known = ", ".join(sorted(connections)) or "none"
         raise UsageError(f"no system connection named {spec!r}", hint=f"known connections: {known}")
     conn = connections[spec]
+    check_uri(conn.uri, f"{spec!r} ({conn.uri!r} in {conn.source})")
     name = params["name"][-1] if "name" in params else conn.name
     return NodeSpec(name, Connection(name, conn.uri, key or conn.identity, conn.is_machine, conn.source), preference)
 
@@ -143,21 +176,35 @@ def with_emulation(builder: ImageBuilder, candidates: Iterable[Platform]) -> Nod
 
 
 def select_nodes(
-    nodes: Sequence[str], farm: str | None, identity: str | None = None, env: Mapping[str, str] = os.environ
+    nodes: Sequence[str],
+    farm: str | None,
+    identity: str | None = None,
+    env: Mapping[str, str] = os.environ,
+    local: bool = True,
 ) -> list[NodeSpec]:
-    """The remote nodes of a build: --node, else --farm, else the default farm, else every system connection."""
+    """The remote nodes of a build: --node, else --farm, else the default farm, else every system connection.
+
+    Every address is checked here, before anything connects; with local=False (--no-local) there must be one."""
     from imgfront.farms import get_farm, preferences
 
     if nodes:
-        return [parse_node(n, env, identity) for n in nodes]
-    chosen = get_farm(farm, env)
-    if chosen is not None:
+        specs = [parse_node(n, env, identity) for n in nodes]
+    elif (chosen := get_farm(farm, env)) is not None:
         prefs = preferences(chosen.name, env)
-        return [
+        specs = [
             dataclasses.replace(spec, preference=prefs.get(spec.name, spec.preference))
             for spec in (parse_node(name, env, identity) for name in chosen.connections)
         ]
-    return [parse_node(c.name, env, identity) for c in system_connections(env)[0]]
+        if not specs and not local:
+            raise UsageError(f"farm {chosen.name!r} has no connections and --no-local leaves out the local engine")
+    else:
+        specs = [parse_node(c.name, env, identity) for c in system_connections(env)[0]]
+    if not specs and not local:
+        raise UsageError(
+            "--no-local leaves no node to build on",
+            hint="name nodes with --node or --farm, add a system connection, or drop --no-local",
+        )
+    return specs
 
 
 def node_infos(builders: Sequence[ImageBuilder], platforms: Sequence[Platform]) -> dict[str, NodeInfo]:

@@ -1,14 +1,82 @@
-"""Where podman services are: CONTAINER_HOST, the default sockets, and podman's system connections."""
+"""Where podman services are: CONTAINER_HOST, the default sockets, and podman's system connections.
+
+podman's files are read as strictly as podman reads them: a containers.conf that is not TOML, or a
+podman-connections.json that is not JSON or holds a value of the wrong type, is refused with one line naming the
+file and the value, as podman refuses it. Edits of podman-connections.json take podman 5's lock (`edit_connections`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from imgfront.errors import UsageError
+
+_TEXT = {"type": ["string", "null"]}
+_NAMES = {"type": ["array", "null"], "items": {"type": "string"}}
+# The parts of podman's files imgfront reads, with the types podman's own decoder demands (null is Go's zero value).
+CONNECTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "Connection": {
+            "type": ["object", "null"],
+            "properties": {
+                "Default": _TEXT,
+                "Connections": {
+                    "type": ["object", "null"],
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {"URI": _TEXT, "Identity": _TEXT, "IsMachine": {"type": ["boolean", "null"]}},
+                    },
+                },
+            },
+        },
+        "Farm": {
+            "type": ["object", "null"],
+            "properties": {"Default": _TEXT, "List": {"type": ["object", "null"], "additionalProperties": _NAMES}},
+        },
+    },
+}
+CONTAINERS_CONF_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "engine": {
+            "type": "object",
+            "properties": {
+                "active_service": {"type": "string"},
+                "service_destinations": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "uri": {"type": "string"},
+                            "identity": {"type": "string"},
+                            "is_machine": {"type": "boolean"},
+                        },
+                    },
+                },
+            },
+        },
+        "farms": {
+            "type": "object",
+            "properties": {
+                "default": {"type": "string"},
+                "list": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            },
+        },
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -63,18 +131,107 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
             into[key] = dict(value) if isinstance(value, Mapping) else value
 
 
+def check_document(document: Any, schema: Mapping[str, Any], path: Path) -> None:
+    """Refuse a file whose values have the wrong types, naming the file and the value's place in it."""
+    error = best_match(Draft202012Validator(schema).iter_errors(document))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        raise UsageError(f"{path}: {where or 'the whole file'}: {error.message}", hint="correct or remove it")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+
+
 def read_containers_conf(env: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """containers.conf and its drop-ins merged; a file that is not TOML is refused, as podman refuses it."""
     merged: dict[str, Any] = {}
     for path in containers_conf_files(env):
         try:
-            _merge(merged, tomllib.loads(path.read_text()))
-        except (OSError, tomllib.TOMLDecodeError):
-            continue  # podman itself reports a broken file; a connection search must not die on it
+            document = tomllib.loads(_read_text(path))
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"{path} is not valid TOML: {e}", hint="podman refuses this file too") from None
+        check_document(document, CONTAINERS_CONF_SCHEMA, path)
+        _merge(merged, document)
     return merged
 
 
 def connections_json_path(env: Mapping[str, str] = os.environ) -> Path:
+    """podman-connections.json: PODMAN_CONNECTIONS_CONF when set (podman 5), else beside the user's containers.conf."""
+    if env.get("PODMAN_CONNECTIONS_CONF"):
+        return Path(env["PODMAN_CONNECTIONS_CONF"])
     return config_home(env) / "containers" / "podman-connections.json"
+
+
+def read_json(path: Path, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON object file ({} when there is none), refused unless it is JSON that fits the schema."""
+    if not path.exists():
+        return {}
+    try:
+        document = json.loads(_read_text(path))
+    except ValueError as e:
+        raise UsageError(f"{path} is not JSON: {e}", hint="correct or remove it") from None
+    check_document(document, schema, path)
+    assert isinstance(document, dict)
+    return document
+
+
+def read_connections(path: Path) -> dict[str, Any]:
+    """podman-connections.json, refused when podman would refuse it."""
+    return read_json(path, CONNECTIONS_SCHEMA)
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace the file whole and atomically (a reader sees the old or the new file), keeping its mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """PATH.lock held as containers/storage's lockfile holds it: an fcntl write lock on the whole file.
+
+    podman 5 takes exactly this lock on podman-connections.json.lock while it edits the file, so neither side
+    loses the other's edit. (flock(2) locks, which most Python lock libraries take, do not exclude fcntl ones.)
+    """
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def edit_json(path: Path, schema: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Read, change and write a JSON file under its lock; nothing is written when the change raises."""
+    with file_lock(path):
+        data = read_json(path, schema)
+        yield data
+        write_json(path, data)
+
+
+def edit_connections(env: Mapping[str, str] = os.environ) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """podman-connections.json to change in place, under podman's lock."""
+    return edit_json(connections_json_path(env), CONNECTIONS_SCHEMA)
 
 
 def system_connections(env: Mapping[str, str] = os.environ) -> tuple[list[Connection], str | None]:
@@ -92,20 +249,12 @@ def system_connections(env: Mapping[str, str] = os.environ) -> tuple[list[Connec
         )
     default = engine.get("active_service") or None
     path = connections_json_path(env)
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text()).get("Connection", {})
-        except (OSError, ValueError):
-            data = {}
-        for name, conn in (data.get("Connections") or {}).items():
-            found[name] = Connection(
-                name,
-                conn.get("URI", ""),
-                conn.get("Identity") or None,
-                bool(conn.get("IsMachine")),
-                str(path),
-            )
-        default = data.get("Default") or default
+    data = read_connections(path).get("Connection") or {}
+    for name, conn in (data.get("Connections") or {}).items():
+        found[name] = Connection(
+            name, conn.get("URI") or "", conn.get("Identity") or None, bool(conn.get("IsMachine")), str(path)
+        )
+    default = data.get("Default") or default
     return list(found.values()), default
 
 

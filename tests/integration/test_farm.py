@@ -258,16 +258,29 @@ def test_image_already_home_is_not_transferred(podman_node, extra_nodes, make_co
     assert "already in local storage, not transferred" in second.stderr
 
 
+def podman_cli_for_connections(node, tmp_path: Path) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """The node's own podman CLI set to keep connections where imgfront looks (tmp_path/config), with imgfront's env.
+
+    podman 4.3 keeps them in containers.conf (CONTAINERS_CONF); podman 5 in podman-connections.json, which
+    PODMAN_CONNECTIONS_CONF names for its CLI inside the node's container (tmp_path has one path on both sides).
+    """
+    conf = tmp_path / "containers.conf"
+    conf.write_text(Path(node.env["CONTAINERS_CONF"]).read_text() if "CONTAINERS_CONF" in node.env else "")
+    env = {**node.env, "CONTAINERS_CONF": str(conf), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    if node.major >= 5:
+        conns = tmp_path / "config" / "containers" / "podman-connections.json"
+        cli = [*node.cli[:-1], "env", f"PODMAN_CONNECTIONS_CONF={conns}", "PODMAN_IGNORE_CGROUPSV1_WARNING=1"]
+        return [*cli, node.cli[-1]], node.cli_env, env
+    return list(node.cli), {k: v for k, v in env.items() if k != "CONTAINER_HOST"}, env
+
+
 def test_farm_round_trip_through_podmans_own_files(
     podman_node, extra_nodes, make_context, run_imgfront, emulation_ready, tmp_path
 ):
     a, b = extra_nodes(), extra_nodes()
-    conf = tmp_path / "containers.conf"
-    conf.write_text(Path(podman_node.env["CONTAINERS_CONF"]).read_text())
-    env = {**podman_node.env, "CONTAINERS_CONF": str(conf), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    cli_env = {k: v for k, v in env.items() if k != "CONTAINER_HOST"}
+    podman, cli_env, env = podman_cli_for_connections(podman_node, tmp_path)
     for name, node in (("na", a), ("nb", b)):
-        subprocess.run(["podman", "system", "connection", "add", name, node.url], env=cli_env, check=True)
+        subprocess.run([*podman, "system", "connection", "add", name, node.url], env=cli_env, check=True)
 
     assert run_imgfront(["farm", "create", "f", "na", "nb"], env).returncode == 0
     listed = run_imgfront(["farm", "list"], env).stdout
@@ -276,7 +289,7 @@ def test_farm_round_trip_through_podmans_own_files(
     assert stored["Farm"] == {"Default": "f", "List": {"f": ["na", "nb"]}}
     assert run_imgfront(["farm", "update", "f", "--weight", "na=0"], env).returncode == 0
     status = run_imgfront(["farm", "status", "f"], env)
-    assert status.returncode == 0 and "podman 4.3" in status.stdout
+    assert status.returncode == 0 and f"podman {a.version}" in status.stdout, status.stdout
 
     result = run_imgfront(
         [
@@ -295,9 +308,9 @@ def test_farm_round_trip_through_podmans_own_files(
     assert result.returncode == 0, result.stderr
     assert set(plan_of(result.stderr).values()) == {"nb"}  # the default farm, with na's weight 0
 
-    # podman 4.3 still reads its connections from the file imgfront shares with it.
+    # podman still reads its connections from the file imgfront shares with it.
     connections = subprocess.run(
-        ["podman", "system", "connection", "list"], env=cli_env, capture_output=True, text=True, check=True
+        [*podman, "system", "connection", "list"], env=cli_env, capture_output=True, text=True, check=True
     ).stdout
     assert "na" in connections and "nb" in connections
     assert run_imgfront(["farm", "update", "f", "--remove", "na"], env).returncode == 0

@@ -9,7 +9,7 @@ import pytest
 
 from imgfront.errors import UsageError
 from imgfront.farms import create_farm, get_farm, list_farms, preferences, remove_farm, set_preference, update_farm
-from imgfront.nodes import parse_node, unique_names
+from imgfront.nodes import parse_node, select_nodes, unique_names
 from imgfront.plan import Preference
 
 
@@ -48,6 +48,18 @@ def test_node_by_connection_name_takes_its_uri_and_identity(env: dict[str, str])
         ("ssh:///sock", "no host"),
         ("unix:///a.sock?weight=x", "weight must be a whole number"),
         ("unix:///a.sock?colour=red", "unknown setting 'colour'"),
+        ("ssh://nohost", "no socket path after the host"),
+        ("ssh://root@host:2222", "no socket path after the host"),
+        ("ssh://root@host:70000/run/podman.sock", "Port out of range"),
+        ("tcp://127.0.0.1:0", "port 0 is out of range"),
+        ("tcp://host:http", "Port could not be cast"),
+        ("tcp://[::1", "Invalid IPv6 URL"),
+        ("tcp://[::1]", "no port"),
+        ("tcp://ho st:1", "no host"),
+        ("unix://relative/a.sock", "no absolute socket path"),
+        ("unix://", "no absolute socket path"),
+        ("/run/podman.sock", "no system connection named '/run/podman.sock'"),
+        ("unix:///a.sock?name=", "name is empty"),
     ],
 )
 def test_bad_node_is_a_usage_error(env: dict[str, str], text: str, message: str) -> None:
@@ -102,3 +114,42 @@ def test_docker_node_specs_are_recognised(env: dict[str, str]) -> None:
     assert parse_node("docker+ssh://me@builder", env).name == "me@builder"
     with pytest.raises(UsageError, match="no host"):
         parse_node("docker+tcp://", env)
+
+
+def test_ipv6_and_docker_defaults_are_accepted(env: dict[str, str]) -> None:
+    assert parse_node("tcp://[::1]:8080", env).name == "[::1]:8080"
+    assert parse_node("docker+tcp://builder", env).connection.uri == "docker+tcp://builder"
+
+
+def test_a_system_connection_with_a_bad_uri_is_named_with_its_file(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "config" / "containers" / "podman-connections.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"Connection": {"Connections": {"bad": {"URI": "ssh://nohost"}}}}))
+    with pytest.raises(UsageError, match=rf"invalid node 'bad' \('ssh://nohost' in {path}\): no socket path"):
+        parse_node("bad", env)
+
+
+def test_no_local_with_no_node_at_all_is_a_usage_error(tmp_path: Path) -> None:
+    empty = {"CONTAINERS_CONF": str(tmp_path / "none.conf"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    assert select_nodes([], None, env=empty) == []  # the local engine builds alone
+    with pytest.raises(UsageError, match="--no-local leaves no node to build on"):
+        select_nodes([], None, env=empty, local=False)
+
+
+def test_a_farm_given_as_a_string_is_refused_not_split_into_letters(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "config" / "containers" / "podman-connections.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"Farm": {"Default": "f", "List": {"f": "n1"}}}))
+    with pytest.raises(UsageError, match=r"\.Farm\.List\.f: 'n1' is not of type 'array'"):
+        list_farms(env)
+    with pytest.raises(UsageError, match=r"\.Farm\.List\.f: 'n1' is not"):
+        select_nodes([], None, env=env)
+
+
+def test_podman_connections_conf_holds_the_farms(env: dict[str, str], tmp_path: Path) -> None:
+    named = tmp_path / "named.json"
+    env = {**env, "PODMAN_CONNECTIONS_CONF": str(named)}
+    create_farm("f", ["n1"], env)
+    assert json.loads(named.read_text())["Farm"] == {"Default": "f", "List": {"f": ["n1"]}}
+    assert not (tmp_path / "config" / "containers" / "podman-connections.json").exists()
+    assert [s.connection.uri for s in select_nodes([], "f", env=env)] == ["unix:///run/n1.sock"]
