@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,12 +36,14 @@ def pulled_and_run(node, tmp_path: Path, platform: str, source: str) -> str:
     Not into the node's store: that holds the built image already, and podman 5 refuses an image whose id it has
     with other layer ids ("already exists, but uses a different top layer").
     """
-    store = ["--root", f"{tmp_path}/pull-root", "--runroot", f"{tmp_path}/pull-runroot"]
+    folder = Path(tempfile.mkdtemp(prefix="pull-", dir="/tmp"))  # podman wants a runroot under 50 characters
+    store = ["--root", f"{folder}/root", "--runroot", f"{folder}/run"]
     try:
         pulled = node.podman(*store, "pull", "-q", "--platform", platform, source).stdout.split()[-1]
         return str(node.podman(*store, "run", "--rm", pulled).stdout.strip())
     finally:
         node.podman(*store, "system", "reset", "--force", check=False)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_two_platform_build_into_an_oci_layout_that_skopeo_reads_and_podman_pulls(
