@@ -382,7 +382,8 @@ def login(
     """
     import getpass
 
-    from imgfront.auth import Credentials, find_credentials, normalize_registry, read_password, store_credentials
+    from imgfront.auth import find_credentials, normalize_registry, read_password, store_credentials
+    from imgfront.model import Credentials
     from imgfront.registry import Registry, RegistryError
 
     host = normalize_registry(registry).split("/", 1)[0]

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from imgfront.auth import Credentials, find_credentials
-from imgfront.engines.base import BuildReport, ImageBuilder
+from imgfront.auth import find_credentials
+from imgfront.engines.base import ImageBuilder
 from imgfront.errors import UsageError
+from imgfront.model import BuildReport, Credentials
 from imgfront.platforms import Platform
 from imgfront.references import Reference, parse_reference
 from imgfront.registry import DOCKER_LIST, MANIFEST_TYPES, OCI_INDEX, Manifest, Registry, RegistryError

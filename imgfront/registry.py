@@ -24,7 +24,7 @@ from imgfront.errors import ImgfrontError
 from imgfront.references import Reference
 
 if TYPE_CHECKING:
-    from imgfront.auth import Credentials
+    from imgfront.model import Credentials
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from imgfront.auth import Credentials
+from imgfront.model import Credentials
 from imgfront.registry import OCI_INDEX, Registry, RegistryError
 
 INDEX = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()
