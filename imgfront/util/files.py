@@ -16,8 +16,9 @@ def config_home(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def cache_home(env: Mapping[str, str] = os.environ) -> Path:
-    """$XDG_CACHE_HOME, else ~/.cache."""
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    """$XDG_CACHE_HOME when it is an absolute path (the XDG spec ignores a relative one), else ~/.cache."""
+    base = env.get("XDG_CACHE_HOME", "")
+    return Path(base) if os.path.isabs(base) else Path.home() / ".cache"
 
 
 def write_atomically(path: Path, data: str | bytes, mode: int | None = None) -> None:
