@@ -6,7 +6,7 @@
 #                    the other Debian release's podman in a container; needs root)
 #   make podman-node the cached root file system of that second podman (scripts/podman-node-rootfs.sh)
 #   make test-fast   unit tests only (-m 'not slow'); needs just the venv
-#   make lint        ruff check, ruff format --check, mypy
+#   make lint        ruff check, ruff format --check, mypy, lint-imports (the layers contract in pyproject.toml)
 #   make bench       time imgfront against podman build --manifest; appends to bench/RESULTS.md
 #   make debian-base the Debian bookworm base list for amd64 and arm64 (examples/hello-static)
 #   make image       the imgfront container image for amd64 and arm64 (docs/container-image.md)
@@ -106,6 +106,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/bench_build.py --rounds 3 --record

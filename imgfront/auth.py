@@ -9,10 +9,8 @@ Parsing, the base64 `auth` field and credential helpers are the Docker SDK's (`d
 from __future__ import annotations
 
 import base64
-import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,33 +19,11 @@ import docker.credentials
 import docker.errors
 
 from imgfront.errors import ImgfrontError, UsageError
-from imgfront.metadata import write_atomically
+from imgfront.model import Credentials
+from imgfront.util.files import config_home
+from imgfront.util.jsonfile import JSONFileError, read_json_object, write_json
 
 DOCKER_HUB = "docker.io"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What a registry is told; the secrets never show in a repr."""
-
-    username: str = ""
-    password: str = field(default="", repr=False)
-    identity_token: str = field(default="", repr=False)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.password, self.identity_token) if s)
-
-    def registry_auth(self, server: str) -> dict[str, str]:
-        """The auth config engines take (podman's X-Registry-Auth, Docker's auth_config)."""
-        auth = {"username": self.username, "password": self.password, "serveraddress": server}
-        if self.identity_token:
-            auth["identitytoken"] = self.identity_token
-        return auth
-
-    def header(self, server: str) -> str:
-        """The X-Registry-Auth header value: the auth config as base64url JSON."""
-        return str(docker.auth.encode_header(self.registry_auth(server)).decode())
 
 
 def explicit_auth_file(authfile: Path | None = None) -> Path | None:
@@ -61,15 +37,11 @@ def explicit_auth_file(authfile: Path | None = None) -> Path | None:
 def runtime_auth_file() -> Path:
     """podman's default auth file, the one `podman login` writes: per boot on Linux, per user on macOS."""
     if sys.platform == "darwin":
-        return _config_home() / "containers" / "auth.json"
+        return config_home() / "containers" / "auth.json"
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return Path(runtime) / "containers" / "auth.json"
     return Path(f"/run/containers/{os.getuid()}/auth.json")
-
-
-def _config_home() -> Path:
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
 def auth_files(authfile: Path | None = None) -> list[Path]:
@@ -80,7 +52,7 @@ def auth_files(authfile: Path | None = None) -> list[Path]:
     docker_config = os.environ.get("DOCKER_CONFIG")
     files = [
         runtime_auth_file(),
-        _config_home() / "containers" / "auth.json",
+        config_home() / "containers" / "auth.json",
         Path(docker_config) / "config.json" if docker_config else Path.home() / ".docker" / "config.json",
         Path.home() / ".dockercfg",
     ]
@@ -107,14 +79,9 @@ def normalize_registry(name: str) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text() or "{}")
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        raise ImgfrontError(f"cannot read the auth file {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise ImgfrontError(f"cannot read the auth file {path}: it is not a JSON object")
-    return data
+        return read_json_object(path, empty_is_missing=True)
+    except JSONFileError as e:
+        raise ImgfrontError(f"cannot read the auth file {path}: {e.reason}") from None
 
 
 def _scopes(reference: str) -> list[str]:
@@ -186,7 +153,7 @@ def store_credentials(registry: str, credentials: Credentials, authfile: Path | 
         return path
     token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
     data.setdefault("auths", {})[key] = {"auth": token}
-    _write_private(path, json.dumps(data, indent=1) + "\n")
+    _write_private(path, data)
     return path
 
 
@@ -211,17 +178,18 @@ def remove_credentials(registry: str | None, authfile: Path | None = None) -> li
         del auths[k]
     if removed:
         data["auths"] = auths
-        _write_private(path, json.dumps(data, indent=1) + "\n")
+        _write_private(path, data)
     return removed
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    """Only the user may read it, and the folders made for it: 0600 and 0700, as podman login makes them."""
     old = os.umask(0o077)
     try:
-        write_atomically(path, text)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     finally:
         os.umask(old)
+    write_json(path, data, indent=1, mode=0o600)
 
 
 def read_password(value: str | None, stdin: bool, what: str = "--password") -> str:

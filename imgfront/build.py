@@ -30,15 +30,17 @@ from imgfront.errors import (
     signal_of,
 )
 from imgfront.lists import LocalListBuilder
-from imgfront.metadata import metadata, write_atomically, write_metadata
+from imgfront.metadata import metadata, write_metadata
+from imgfront.model import Preference
 from imgfront.outputs import OutputSpec, wants_image, write_outputs
 from imgfront.outputs.types import same_file
-from imgfront.plan import Assignment, Plan, Preference, UnbuildablePlatforms, make_plan
+from imgfront.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 from imgfront.progress import Progress
 from imgfront.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.scheduler import Outcome, run_plan
 from imgfront.util import rundir, signals
+from imgfront.util.files import write_atomically
 
 LOG_TAIL_SHOWN = 15
 

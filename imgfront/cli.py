@@ -382,15 +382,16 @@ def login(
     """
     import getpass
 
-    from imgfront.auth import Credentials, find_credentials, normalize_registry, read_password, store_credentials
-    from imgfront.registry import Registry, RegistryError
+    from imgfront.auth import find_credentials, normalize_registry, read_password, store_credentials
+    from imgfront.model import Credentials
+    from imgfront.registry import RegistryClient, RegistryError
 
     host = normalize_registry(registry).split("/", 1)[0]
     verify = _tls_verify(tls_verify)
     if not username and password is None and not password_stdin:
         stored = find_credentials(normalize_registry(registry), authfile)
         if stored is not None:
-            with Registry(host, stored, verify) as client, contextlib.suppress(RegistryError):
+            with RegistryClient(host, stored, verify) as client, contextlib.suppress(RegistryError):
                 client.check_login()
                 print(f"Authenticating with existing credentials for {registry}\nAlready logged in to {registry}")
                 return
@@ -402,7 +403,7 @@ def login(
     if password is None and not password_stdin and interactive:
         password = getpass.getpass("Password: ")
     credentials = Credentials(username, read_password(password, password_stdin))
-    with Registry(host, credentials, verify) as client:
+    with RegistryClient(host, credentials, verify) as client:
         client.check_login()
     store_credentials(registry, credentials, authfile)
     print("Login Succeeded!")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from imgfront.errors import ImgfrontError, UsageError
-from imgfront.plan import Preference
+from imgfront.model import Preference
 
 farm_app = typer.Typer(no_args_is_help=True, help="Named farms of podman nodes, shared with podman farm.")
 

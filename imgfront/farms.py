@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from imgfront.engines.connections import (
-    config_home,
     connections_json_path,
     edit_connections,
     edit_json,
@@ -26,7 +25,8 @@ from imgfront.engines.connections import (
     system_connections,
 )
 from imgfront.errors import UsageError
-from imgfront.plan import Preference
+from imgfront.model import Preference
+from imgfront.util.files import config_home
 
 _WHOLE = {"type": "integer", "minimum": 0}
 # imgfront/farms.json: {FARM: {CONNECTION: {"weight": N, "priority": N}}}

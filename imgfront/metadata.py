@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgfront.engines.base import BuildReport, ListInfo
+from imgfront.model import BuildReport, ListInfo
 from imgfront.progress import report_json
+from imgfront.util.jsonfile import write_json
 
 if TYPE_CHECKING:
     from imgfront.push import Pushed
@@ -56,18 +54,5 @@ def metadata(
     return data
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the target and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_metadata(path: Path, data: dict[str, Any]) -> None:
-    write_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_json(path, data, sort_keys=True)

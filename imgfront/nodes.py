@@ -16,7 +16,7 @@ from imgfront.engines.base import ImageBuilder, NodeInfo
 from imgfront.engines.connections import Connection, system_connections
 from imgfront.engines.tunnel import CONNECT_TIMEOUT
 from imgfront.errors import ImgfrontError, UsageError
-from imgfront.plan import Preference
+from imgfront.model import Preference
 from imgfront.platforms import Platform
 
 SCHEMES = ("unix", "ssh", "tcp", "docker+unix", "docker+ssh", "docker+tcp")

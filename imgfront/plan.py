@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imgfront.engines.base import NodeInfo
 from imgfront.errors import UsageError
+from imgfront.model import NodeInfo, Preference
 from imgfront.platforms import Platform, host_platforms
 
 
@@ -47,15 +47,6 @@ class UnbuildablePlatforms(UsageError):
         names = ", ".join(str(p) for p in platforms)
         super().__init__(f"no node can build {names}: it is neither native nor emulated", hint)
         self.platforms = tuple(platforms)
-
-
-@dataclass(frozen=True)
-class Preference:
-    """A node's place in the farm, as an SRV record's (RFC 2782): lower priority is tried first, and among
-    equal priorities each node's share of platforms follows its weight (0: only when no other can)."""
-
-    weight: int = 1
-    priority: int = 0
 
 
 class CpuLacksVariant(UsageError):

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from imgfront.engines.base import BuildReport
+from imgfront.model import BuildReport
 from imgfront.plan import Assignment, Plan
 
 MODES = ("auto", "tty", "plain", "json", "quiet")

@@ -17,12 +17,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from imgfront.auth import Credentials, find_credentials
-from imgfront.engines.base import BuildReport, ImageBuilder
+from imgfront.auth import find_credentials
+from imgfront.engines.base import ImageBuilder
 from imgfront.errors import UsageError
+from imgfront.model import BuildReport, Credentials
 from imgfront.platforms import Platform
 from imgfront.references import Reference, parse_reference
-from imgfront.registry import DOCKER_LIST, MANIFEST_TYPES, OCI_INDEX, Manifest, Registry, RegistryError
+from imgfront.registry import (
+    DOCKER_LIST,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    Manifest,
+    RegistryClient,
+    RegistryError,
+    open_registry,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def push_list(
         reference = parse_reference(name)
         credentials = _credentials(reference, options)
         digest = local.push_list(list_name, name, credentials, options.tls_verify)
-        with Registry(reference.domain, credentials, options.tls_verify) as registry:
+        with RegistryClient(reference.domain, credentials, options.tls_verify) as registry:
             index = registry.manifest(reference.path, digest)
         instances = _platform_digests(index.json().get("manifests", []))
         pushed.append(Pushed(name, index.digest, index.media_type, index.size, instances))
@@ -134,7 +143,7 @@ def write_index(
     pushed = []
     for name in names:
         target = parse_reference(name)
-        with Registry(target.domain, _credentials(target, options), options.tls_verify) as registry:
+        with open_registry(target, options.tls_verify, options.authfile) as registry:
             if target.repository not in made:
                 made[target.repository] = make_index(registry, target.path, sources(target))
             body, media_type = made[target.repository]
@@ -144,7 +153,7 @@ def write_index(
     return pushed
 
 
-def _entry(registry: Registry, repository: str, manifest: Manifest) -> dict[str, Any]:
+def _entry(registry: RegistryClient, repository: str, manifest: Manifest) -> dict[str, Any]:
     """An index entry for one image manifest; its platform is read from the image's config.
 
     The variant is the platform's as local lists write it (arm64 -> v8): image configs often have none.
@@ -161,7 +170,7 @@ def _entry(registry: Registry, repository: str, manifest: Manifest) -> dict[str,
     return {"mediaType": manifest.media_type, "digest": manifest.digest, "size": manifest.size, "platform": platform}
 
 
-def _copy_into(registry: Registry, manifest: Manifest, source: str, repository: str) -> None:
+def _copy_into(registry: RegistryClient, manifest: Manifest, source: str, repository: str) -> None:
     """Make a manifest of `source` available in `repository` of the same registry: mount its blobs, put it."""
     data = manifest.json()
     if manifest.is_index:
@@ -173,7 +182,7 @@ def _copy_into(registry: Registry, manifest: Manifest, source: str, repository: 
     registry.put_manifest(repository, manifest.digest, manifest.body, manifest.media_type)
 
 
-def make_index(registry: Registry, repository: str, sources: Sequence[tuple[str, str]]) -> tuple[bytes, str]:
+def make_index(registry: RegistryClient, repository: str, sources: Sequence[tuple[str, str]]) -> tuple[bytes, str]:
     """An image index over `sources` (repository, digest), each copied into `repository` when elsewhere.
 
     A source that is itself an index gives its own entries. Two entries for one platform are refused.

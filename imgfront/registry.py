@@ -24,7 +24,7 @@ from imgfront.errors import ImgfrontError
 from imgfront.references import Reference
 
 if TYPE_CHECKING:
-    from imgfront.auth import Credentials
+    from imgfront.model import Credentials
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -106,7 +106,7 @@ class _ServerError(Exception):
         self.response = response
 
 
-class Registry:
+class RegistryClient:
     """One registry host, as one set of credentials sees it."""
 
     def __init__(self, host: str, credentials: Credentials | None = None, tls_verify: bool | None = None) -> None:
@@ -124,7 +124,7 @@ class Registry:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> Registry:
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -286,11 +286,11 @@ class Registry:
         return response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def open_registry(reference: Reference, tls_verify: bool | None, authfile: Path | None) -> Registry:
+def open_registry(reference: Reference, tls_verify: bool | None, authfile: Path | None) -> RegistryClient:
     """A client for the registry of `reference`, with the credentials the auth files hold for it."""
-    from imgfront.auth import find_credentials
+    from imgfront.auth import find_credentials  # here: auth loads the Docker SDK's parser, which a client need not
 
-    return Registry(reference.domain, find_credentials(reference.repository, authfile), tls_verify)
+    return RegistryClient(reference.domain, find_credentials(reference.repository, authfile), tls_verify)
 
 
 _CAUSE_HINTS = (

@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from imgfront.auth import Credentials
 from imgfront.engines.base import (
     BuildEvents,
     BuildReport,
@@ -41,6 +40,7 @@ from imgfront.engines.base import (
 )
 from imgfront.engines.connections import Connection
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError
+from imgfront.model import Credentials
 from imgfront.platforms import Platform
 
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import os
 import struct
 import tarfile
 import tempfile
@@ -23,6 +21,8 @@ from imgfront.engines.base import BuildRequest, Cancellation, ImageBuilder, Pack
 from imgfront.errors import ImgfrontError
 from imgfront.platforms import Arch, Platform
 from imgfront.util import rundir
+from imgfront.util.files import cache_home
+from imgfront.util.jsonfile import JSONFileError, read_json_object, write_json
 
 _BASE = 0x400000
 CACHE_TTL = 24 * 3600
@@ -103,16 +103,15 @@ def probe_context(platform: Platform) -> bytes:
 
 
 def _cache_file(node_key: str) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in node_key)
-    return base / "imgfront" / "nodes" / f"{safe}.json"
+    return cache_home() / "imgfront" / "nodes" / f"{safe}.json"
 
 
 def cached(node_key: str, now: float | None = None) -> dict[str, bool]:
     """Earlier answers for a node (platform -> runnable), forgotten after a day."""
     try:
-        data = json.loads(_cache_file(node_key).read_text())
-    except (OSError, ValueError):
+        data = read_json_object(_cache_file(node_key))
+    except JSONFileError:
         return {}
     if (now or time.time()) - float(data.get("time", 0)) > CACHE_TTL:
         return {}
@@ -120,13 +119,8 @@ def cached(node_key: str, now: float | None = None) -> dict[str, bool]:
 
 
 def remember(node_key: str, answers: dict[str, bool]) -> None:
-    path = _cache_file(node_key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     merged = {**cached(node_key), **answers}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".probe-")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"time": time.time(), "platforms": merged}, f, sort_keys=True)
-    os.replace(tmp, path)
+    write_json(_cache_file(node_key), {"time": time.time(), "platforms": merged}, indent=None, sort_keys=True)
 
 
 def probe_node(builder: ImageBuilder, candidates: Iterable[Platform], node_key: str) -> frozenset[Platform]:

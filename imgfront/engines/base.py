@@ -14,29 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from imgfront.errors import EngineError
+
+# The interface's value types live in model (below the plan and progress, which use them); importable from here too.
+from imgfront.model import BuildReport as BuildReport
+from imgfront.model import ImageInfo as ImageInfo
+from imgfront.model import ListInfo as ListInfo
+from imgfront.model import NodeInfo as NodeInfo
 from imgfront.platforms import Platform
 
 if TYPE_CHECKING:
-    from imgfront.auth import Credentials
     from imgfront.engines.connections import Connection
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """What a node is and what it can build."""
-
-    name: str
-    driver: str
-    server_version: str
-    api_version: str
-    native: tuple[Platform, ...]
-    emulated: tuple[Platform, ...]
-    rootless: bool = False
-    storage_driver: str = ""
-    address: str = ""
-
-    def can_build(self, platform: Platform) -> bool:
-        return platform in self.native or platform in self.emulated
+    from imgfront.model import Credentials
 
 
 @dataclass(frozen=True)
@@ -60,34 +48,6 @@ class BuildRequest:
     target: str | None = None
     no_cache: bool = False
     pull: str = "missing"  # always | missing | never | newer, as podman's --pull
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    """The result of one platform's build on one node.
-
-    `created` says whether this build made the image. A build whose steps all come from the cache reports an
-    image that existed before it (the previous list's instance, or a base image): that one is never removed.
-    """
-
-    image_id: str
-    digest: str
-    platform: Platform
-    node: str
-    seconds: float
-    created: bool = False
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    id: str
-    digest: str
-    os: str
-    architecture: str
-    variant: str | None
-    labels: Mapping[str, str]
-    created: datetime.datetime | None = None  # when the engine made it (UTC)
-    names: tuple[str, ...] = ()  # the tags it has
 
 
 def made_since(image: ImageInfo | None, start: datetime.datetime | None) -> bool:
@@ -128,16 +88,6 @@ class ListInstance:
 
     image_id: str
     platform: Platform
-
-
-@dataclass(frozen=True)
-class ListInfo:
-    name: str
-    id: str
-    digest: str
-    media_type: str
-    size: int
-    instances: tuple[str, ...]  # instance manifest digests
 
 
 class BuildEvents(Protocol):

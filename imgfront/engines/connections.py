@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from imgfront.errors import UsageError
+from imgfront.util.files import config_home
+from imgfront.util.jsonfile import JSONFileError, read_json_object, schema_problem, write_json
 
 _TEXT = {"type": ["string", "null"]}
 _NAMES = {"type": ["array", "null"], "items": {"type": "string"}}
@@ -90,10 +87,6 @@ class Connection:
     source: str = ""
 
 
-def config_home(env: Mapping[str, str]) -> Path:
-    return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-
-
 def runtime_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}")
 
@@ -133,10 +126,9 @@ def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
 
 def check_document(document: Any, schema: Mapping[str, Any], path: Path) -> None:
     """Refuse a file whose values have the wrong types, naming the file and the value's place in it."""
-    error = best_match(Draft202012Validator(schema).iter_errors(document))
-    if error is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        raise UsageError(f"{path}: {where or 'the whole file'}: {error.message}", hint="correct or remove it")
+    problem = schema_problem(document, schema)
+    if problem is not None:
+        raise UsageError(f"{path}: {problem}", hint="correct or remove it")
 
 
 def _read_text(path: Path) -> str:
@@ -168,39 +160,15 @@ def connections_json_path(env: Mapping[str, str] = os.environ) -> Path:
 
 def read_json(path: Path, schema: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON object file ({} when there is none), refused unless it is JSON that fits the schema."""
-    if not path.exists():
-        return {}
     try:
-        document = json.loads(_read_text(path))
-    except ValueError as e:
-        raise UsageError(f"{path} is not JSON: {e}", hint="correct or remove it") from None
-    check_document(document, schema, path)
-    assert isinstance(document, dict)
-    return document
+        return read_json_object(path, schema)
+    except JSONFileError as e:
+        raise UsageError(e.message, hint=e.hint) from None
 
 
 def read_connections(path: Path) -> dict[str, Any]:
     """podman-connections.json, refused when podman would refuse it."""
     return read_json(path, CONNECTIONS_SCHEMA)
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Replace the file whole and atomically (a reader sees the old or the new file), keeping its mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

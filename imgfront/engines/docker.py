@@ -51,7 +51,7 @@ from imgfront.platforms import Platform
 from imgfront.registry import push_failure
 
 if TYPE_CHECKING:
-    from imgfront.auth import Credentials
+    from imgfront.model import Credentials
 
 MIN_SERVER = (20, 10)
 MIN_API = (1, 41)  # Docker 20.10's

@@ -44,7 +44,7 @@ from imgfront.platforms import Platform, host_platform
 from imgfront.registry import push_failure
 
 if TYPE_CHECKING:
-    from imgfront.auth import Credentials
+    from imgfront.model import Credentials
 
 MIN_SERVER = (4, 3, 0)
 DIGEST_FILTER_SINCE = (4, 6, 0)  # where repo@digest stopped finding a list's untagged instances

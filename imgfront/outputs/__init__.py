@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from imgfront.engines.base import BuildReport
 from imgfront.errors import EngineError
+from imgfront.model import BuildReport
 from imgfront.outputs.blobs import BlobStore
 from imgfront.outputs.types import OUTPUT_TYPES, OutputSpec, OutputType, Staged, parse_outputs, wants_image
 

@@ -30,7 +30,7 @@ from imgfront.engines.base import (
     SilentEvents,
 )
 from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
-from imgfront.metadata import metadata, write_atomically, write_metadata
+from imgfront.metadata import metadata, write_metadata
 from imgfront.pipeline.checkpoints import Checkpoint, resume_points, select
 from imgfront.pipeline.compile import OUTPUT_ID_LABEL, CompiledPipeline, compile_pipeline
 from imgfront.pipeline.ids import ResolvedPipeline, compute_ids
@@ -42,6 +42,7 @@ from imgfront.progress import Progress
 from imgfront.push import push_list
 from imgfront.scheduler import verify
 from imgfront.util import rundir
+from imgfront.util.files import write_atomically
 
 CHECKPOINT_REPOSITORY = "localhost/imgfront-checkpoint"
 Resume = Mapping[str, tuple[int, str]]

@@ -23,13 +23,13 @@ from imgfront.pipeline.model import (
     canonical_json,
 )
 from imgfront.pipeline.schema import DOCUMENT, PipelineError, Where, options_errors, validate
-from imgfront.pipeline.stages import CheckContext, Registry, UnknownStageType, default_registry
+from imgfront.pipeline.stages import CheckContext, StageRegistry, UnknownStageType, default_registry
 from imgfront.platforms import Platform, parse_platforms
 
 OUTPUTS = (IMAGE_OUTPUT,)
 
 
-def load(path: Path, registry: Registry | None = None) -> Pipeline:
+def load(path: Path, registry: StageRegistry | None = None) -> Pipeline:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -37,7 +37,7 @@ def load(path: Path, registry: Registry | None = None) -> Pipeline:
     return parse(text, path, registry)
 
 
-def parse(text: str, path: Path, registry: Registry | None = None) -> Pipeline:
+def parse(text: str, path: Path, registry: StageRegistry | None = None) -> Pipeline:
     """Parse the text of the pipeline file at `path` (whose folder `copy` reads from)."""
     document = _parse_json(text, path) if path.suffix == ".json" else _parse_yaml(text, path)
     if document is None:
@@ -82,7 +82,7 @@ def _check_plain(value: Any, path: Path, where: Where) -> None:
         raise PipelineError(path, where, f"{value!r} is a YAML {type(value).__name__}; quote it to make it a string")
 
 
-def _build(document: dict[str, Any], path: Path, registry: Registry) -> Pipeline:
+def _build(document: dict[str, Any], path: Path, registry: StageRegistry) -> Pipeline:
     urls = document.get("sources", {}).get("org.imgfront.urls", {})
     sources = Sources(tuple(SourceItem(c, u if isinstance(u, str) else u["url"]) for c, u in sorted(urls.items())))
     build = _tree(document, BUILD, path, registry, sources, frozenset()) if BUILD in document else None
@@ -116,7 +116,7 @@ def _output(value: dict[str, Any], path: Path) -> Output:
 
 
 def _tree(
-    document: dict[str, Any], key: str, path: Path, registry: Registry, sources: Sources, pipelines: frozenset[str]
+    document: dict[str, Any], key: str, path: Path, registry: StageRegistry, sources: Sources, pipelines: frozenset[str]
 ) -> Tree:
     value = document[key]
     if value["base"] == BUILD:
@@ -126,7 +126,7 @@ def _tree(
     return Tree(key, value["base"], stages)
 
 
-def _stage(value: dict[str, Any], where: Where, path: Path, registry: Registry, check: CheckContext) -> StageSpec:
+def _stage(value: dict[str, Any], where: Where, path: Path, registry: StageRegistry, check: CheckContext) -> StageSpec:
     try:
         kind = registry.get(value["name"])
     except UnknownStageType as e:

@@ -22,6 +22,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.pipeline.model import Sources
+from imgfront.util.files import cache_home
 
 CHUNK = 1 << 20
 TIMEOUT = (10, 60)  # seconds to connect, seconds between bytes
@@ -32,9 +33,7 @@ class _Transient(Exception):
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
-    return root / "imgfront" / "sources"
+    return cache_home() / "imgfront" / "sources"
 
 
 def cache_path(cache_dir: Path, checksum: str) -> Path:

@@ -31,7 +31,7 @@ import pytest
 from imgfront import __version__
 
 if TYPE_CHECKING:
-    from conftest import MakeContext, PodmanNode, Registry, RunImgfront
+    from conftest import MakeContext, PodmanNode, RegistryServer, RunImgfront
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the first test also waits for the cold build
 
@@ -335,7 +335,7 @@ def test_push_from_inside_takes_credentials_from_a_secret(
     built: Built,
     make_context: MakeContext,
     volume: str,
-    registry: Registry,
+    registry: RegistryServer,
     tmp_path: Path,
 ) -> None:
     """The auth file is the user's own (0600): a podman secret hands it to the container's user."""

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from imgfront import auth
-from imgfront.auth import Credentials, find_credentials, remove_credentials, store_credentials
+from imgfront.auth import find_credentials, remove_credentials, store_credentials
 from imgfront.errors import ImgfrontError, UsageError
+from imgfront.model import Credentials
 from imgfront.registry import insecure_registries, push_failure, redact, verifies_tls
 
 

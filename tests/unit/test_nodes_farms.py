@@ -9,8 +9,8 @@ import pytest
 
 from imgfront.errors import UsageError
 from imgfront.farms import create_farm, get_farm, list_farms, preferences, remove_farm, set_preference, update_farm
+from imgfront.model import Preference
 from imgfront.nodes import parse_node, select_nodes, unique_names
-from imgfront.plan import Preference
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from imgfront.cli import main
-from imgfront.engines.base import BuildReport
 from imgfront.errors import EngineError, UsageError
+from imgfront.model import BuildReport
 from imgfront.outputs import OutputSpec, parse_outputs, wants_image, write_outputs
 from imgfront.outputs.blobs import OCI_INDEX, OCI_MANIFEST
 from imgfront.outputs.rootfs import apply_layer

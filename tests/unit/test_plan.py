@@ -2,8 +2,8 @@
 
 import pytest
 
-from imgfront.engines.base import NodeInfo
-from imgfront.plan import CpuLacksVariant, Mode, Preference, UnbuildablePlatforms, make_plan
+from imgfront.model import NodeInfo, Preference
+from imgfront.plan import CpuLacksVariant, Mode, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 
 AMD64, ARM64, RISCV = (Platform.parse(p) for p in ("linux/amd64", "linux/arm64", "linux/riscv64"))

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from imgfront.engines.base import BuildReport
+from imgfront.model import BuildReport
 from imgfront.plan import Assignment, Mode, Plan
 from imgfront.platforms import Platform
 from imgfront.progress import JsonProgress, PlainProgress, TtyProgress

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from imgfront.auth import Credentials
-from imgfront.registry import OCI_INDEX, Registry, RegistryError
+from imgfront.model import Credentials
+from imgfront.registry import OCI_INDEX, RegistryClient, RegistryError
 
 INDEX = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()
 
@@ -83,7 +83,7 @@ def mock_registry() -> Iterator[str]:
 
 
 def test_bearer_token_per_repository_scope(mock_registry: str) -> None:
-    with Registry(mock_registry, Credentials("user", "secret"), tls_verify=False) as registry:
+    with RegistryClient(mock_registry, Credentials("user", "secret"), tls_verify=False) as registry:
         manifest = registry.manifest("team/app", "1")
         assert manifest.is_index and manifest.digest == "sha256:" + hashlib.sha256(INDEX).hexdigest()
         registry.manifest("team/app", "1")  # the token is reused for the same scope
@@ -92,13 +92,13 @@ def test_bearer_token_per_repository_scope(mock_registry: str) -> None:
 
 def test_wrong_password_and_missing_repository_are_one_clear_error(mock_registry: str) -> None:
     with (
-        Registry(mock_registry, Credentials("user", "wrong"), tls_verify=False) as registry,
+        RegistryClient(mock_registry, Credentials("user", "wrong"), tls_verify=False) as registry,
         pytest.raises(RegistryError, match="credentials were refused") as refused,
     ):
         registry.check_login()
     assert "imgfront login" in (refused.value.hint or "")
     with (
-        Registry(mock_registry, Credentials("user", "secret"), tls_verify=False) as registry,
+        RegistryClient(mock_registry, Credentials("user", "secret"), tls_verify=False) as registry,
         pytest.raises(RegistryError, match=r"not found .*NAME_UNKNOWN"),
     ):
         registry.manifest("team/other", "1")
@@ -106,6 +106,6 @@ def test_wrong_password_and_missing_repository_are_one_clear_error(mock_registry
 
 def test_server_errors_are_retried(mock_registry: str) -> None:
     MockTokenRegistry.failures_left = 2
-    with Registry(mock_registry, Credentials("user", "secret"), tls_verify=False) as registry:
+    with RegistryClient(mock_registry, Credentials("user", "secret"), tls_verify=False) as registry:
         assert registry.manifest("team/app", "1").is_index
     assert MockTokenRegistry.failures_left == 0

@@ -10,7 +10,7 @@ from imgfront.pipeline.stages.base import (
     StageOutput,
     StageType,
 )
-from imgfront.pipeline.stages.registry import Registry, UnknownStageType, default_registry, load_registry
+from imgfront.pipeline.stages.registry import StageRegistry, UnknownStageType, default_registry, load_registry
 
 __all__ = [
     "CheckContext",
@@ -19,8 +19,8 @@ __all__ = [
     "ContextEntry",
     "ContextFile",
     "OptionError",
-    "Registry",
     "StageOutput",
+    "StageRegistry",
     "StageType",
     "UnknownStageType",
     "default_registry",

@@ -37,7 +37,7 @@ class UnknownStageType(UsageError):
         super().__init__(f"unknown stage type {name!r}{guess}; known types: {', '.join(names)}")
 
 
-class Registry:
+class StageRegistry:
     """Stage types by full name; `<type>` is short for `org.imgfront.<type>`."""
 
     def __init__(self, types: Iterable[StageType]) -> None:
@@ -73,15 +73,15 @@ def _plugin(entry: metadata.EntryPoint) -> StageType:
 
 def load_registry(
     entry_points: Callable[[], Iterable[metadata.EntryPoint]] = lambda: metadata.entry_points(group=ENTRY_POINT_GROUP),
-) -> Registry:
+) -> StageRegistry:
     stages: list[StageType] = [t() for t in BUILTIN]
     stages += [_plugin(e) for e in sorted(entry_points(), key=lambda e: e.name)]
     try:
-        return Registry(stages)
+        return StageRegistry(stages)
     except SchemaError as e:
         raise ImgfrontError(f"a stage type's schema is not valid JSON Schema: {e.message}") from e
 
 
 @functools.cache
-def default_registry() -> Registry:
+def default_registry() -> StageRegistry:
     return load_registry()

@@ -24,6 +24,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+from integration.services.common import (
+    SETUP_HINT,
+    ForeignProcess,
+    unmount_and_remove,
+    wait_for_port,
+    wait_for_service,
+)
+from integration.services.podman_node import PodmanNode
+
 REPO = Path(__file__).resolve().parents[3]
 ROOTFS_SCRIPT = REPO / "scripts" / "podman-node-rootfs.sh"
 IMAGE = "localhost/imgfront-test/podman-other:latest"
@@ -178,3 +188,40 @@ class OtherPodman:
             ["podman", "system", "reset", "--force"], env=self.env, capture_output=True, check=False, timeout=120
         )
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def other_node(other: OtherPodman, base: Path, tcp_port: int | None = None) -> Iterator[PodmanNode]:
+    """The other release's podman serving on a unix socket under base, or on tcp://127.0.0.1:tcp_port."""
+    sock = base / "podman.sock"
+    url = f"tcp://127.0.0.1:{tcp_port}" if tcp_port else f"unix://{sock}"
+    env = {k: v for k, v in os.environ.items() if k not in ("CONTAINER_HOST", "CONTAINER_CONNECTION")}
+    try:
+        with other.node(base, url) as container:
+            node = PodmanNode(
+                socket=sock,
+                url=url,
+                env={**env, "CONTAINER_HOST": url},
+                graphroot=base / "root",
+                runroot=base / "runroot",
+                pid=container.pid,
+                cli=container.cli,
+                outer_env=container.outer_env,
+                version=container.version,
+                container=container.container,
+            )
+            log = base / "service.log"
+            proc = ForeignProcess(container.pid)
+            try:
+                if tcp_port:
+                    wait_for_port(proc, tcp_port, log)
+                else:
+                    wait_for_service(proc, sock, log)
+            except pytest.fail.Exception:
+                log.write_text(other.logs(container.container))
+                raise
+            yield node
+    except ServiceError as e:
+        pytest.fail(f"the other podman node did not start: {e}\n{SETUP_HINT}", pytrace=False)
+    finally:
+        unmount_and_remove(base)
