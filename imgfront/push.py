@@ -20,6 +20,7 @@ from typing import Any
 from imgfront.auth import Credentials, find_credentials
 from imgfront.engines.base import BuildReport, ImageBuilder
 from imgfront.errors import UsageError
+from imgfront.options import PushMode
 from imgfront.platforms import Platform
 from imgfront.references import Reference, parse_reference
 from imgfront.registry import DOCKER_LIST, MANIFEST_TYPES, OCI_INDEX, Manifest, Registry, RegistryError
@@ -27,7 +28,7 @@ from imgfront.registry import DOCKER_LIST, MANIFEST_TYPES, OCI_INDEX, Manifest, 
 
 @dataclass(frozen=True)
 class PushOptions:
-    mode: str = "here"  # here | nodes | digest
+    mode: PushMode = PushMode.HERE
     tls_verify: bool | None = None
     authfile: Path | None = None
 
@@ -103,7 +104,7 @@ def push_from_nodes(
         by_repository[repository] = {r.platform: d for r, d in zip(reports, digests, strict=True)}
         for report, digest in zip(reports, digests, strict=True):
             note(f"{report.platform}@{report.node}: pushed {repository}@{digest}")
-    if options.mode == "digest":
+    if options.mode is PushMode.DIGEST:
         return [Pushed(repository, "", instances=by_repository[repository]) for repository in repositories]
     written = write_index(
         names, lambda target: [(target.path, d) for d in by_repository[target.repository].values()], options, note

@@ -41,3 +41,8 @@ def missing_build_params(server_version: str) -> list[VersionedParam]:
     """The parameters this server's version does not have yet."""
     have = version_tuple(server_version)
     return [p for p in BUILD_PARAMS_SINCE if have < p.since]
+
+
+def param_since(param: str) -> tuple[int, int] | None:
+    """The first podman version with this build API parameter; None for one 4.3 already has."""
+    return next((p.since for p in BUILD_PARAMS_SINCE if p.param == param), None)

@@ -1,0 +1,757 @@
+"""The options of `imgfront build`: one table, from which the CLI's options, their help and docs/build.md's table
+are made, and the one place where options are checked against each other (`resolve`, `fit_engines`).
+
+A row says what an option is (names, type, default, help), how its value is read, and what it becomes on each
+engine: a build API parameter, imgfront's own work (`FRONTEND`), or nothing. Adding a build option is one row
+here, a `BuildOptions` field, and one line in each engine adapter that supports it.
+
+`python -m imgfront.options --markdown` prints the table that docs/build.md holds between its marker comments.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+
+from imgfront.engines.build_params import param_since, version_tuple
+from imgfront.errors import UsageError
+from imgfront.outputs.types import OUTPUT_TYPES, ImageOutput
+
+if TYPE_CHECKING:
+    from imgfront.build import BuildOptions
+    from imgfront.engines.base import NodeInfo
+    from imgfront.pipeline import Pipeline
+
+
+class PullPolicy(enum.StrEnum):
+    ALWAYS = "always"
+    MISSING = "missing"
+    NEVER = "never"
+    NEWER = "newer"
+
+    @property
+    def pulls(self) -> bool:
+        """Whether a base image present here is pulled again (Docker's `pull=True`)."""
+        return self in (PullPolicy.ALWAYS, PullPolicy.NEWER)
+
+
+class PushMode(enum.StrEnum):
+    HERE = "here"  # --push: the local list and every instance
+    NODES = "nodes"  # --push-from-nodes: each node its own image, then the index from here
+    DIGEST = "digest"  # --push-by-digest: each node its own image, no tag, no index
+
+
+class ProgressMode(enum.StrEnum):
+    AUTO = "auto"
+    TTY = "tty"
+    PLAIN = "plain"
+    JSON = "json"
+    QUIET = "quiet"
+
+    @property
+    def help(self) -> str:
+        return _PROGRESS_HELP[self]
+
+
+_PROGRESS_HELP = {
+    ProgressMode.AUTO: "a live table on a terminal, else plain",
+    ProgressMode.TTY: "one row per platform with its state, step, elapsed time and last log line",
+    ProgressMode.PLAIN: "every log line prefixed with its platform and node, on stderr",
+    ProgressMode.JSON: "one JSON event per line on stdout",
+    ProgressMode.QUIET: "nothing but errors",
+}
+
+
+class LocalEngine(enum.StrEnum):
+    PODMAN = "podman"
+    DOCKER = "docker"
+
+
+class Unsupported(enum.Enum):
+    """What an engine without an option does with it."""
+
+    REFUSE = "refused"  # one line and exit 2, before any build
+    DROP = "dropped"  # the build goes on without it, as the engine would
+
+
+FRONTEND = "imgfront"  # carried out by imgfront itself, the same on every engine
+
+
+@dataclass(frozen=True)
+class Option:
+    """One row of the table."""
+
+    names: tuple[str, ...]  # flags, or the argument's metavar
+    dest: str  # the parameter's name, and the `BuildOptions` field it fills unless `field` says otherwise
+    annotation: Any  # the Python type typer reads the value as
+    help: str
+    default: Any = None
+    doc: str = ""  # docs/build.md's meaning column, when it says more than the help
+    doc_name: str = ""  # docs/build.md's option column, when it differs from the names and metavar
+    metavar: str | None = None
+    parse: Callable[[Any], Any] | None = None  # the value as it is used; raises UsageError
+    podman: str | None = FRONTEND  # the libpod build API parameter it becomes; None: not supported
+    docker: str | None = FRONTEND  # the Docker SDK `build()` keyword it becomes; None: not supported
+    docker_without: Unsupported = Unsupported.REFUSE
+    field: str | None = ""  # the BuildOptions field; "" means dest, None none (it shapes the run, not the build)
+    argument: bool = False
+    flag_value: str | None = None  # an option that may be given bare (--pull), with this value
+    choices: type[enum.StrEnum] | None = None
+    min: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The name messages use: the long flag."""
+        return self.names[-1] if not self.argument else self.names[0]
+
+    @property
+    def field_name(self) -> str | None:
+        return self.dest if self.field == "" else self.field
+
+    @property
+    def podman_since(self) -> tuple[int, int] | None:
+        """The podman version whose build API first has this option's parameter, when it is newer than 4.3."""
+        return param_since(self.podman) if self.podman not in (None, FRONTEND) else None
+
+    def support(self, driver: str) -> str | None:
+        return self.podman if driver == "podman" else self.docker
+
+    def typer_info(self) -> Any:
+        if self.argument:
+            return typer.Argument(help=self.help)
+        extra: dict[str, Any] = {}
+        if self.flag_value is not None:
+            extra.update(is_flag=False, flag_value=self.flag_value)
+        if self.choices is not None:
+            extra["click_type"] = click.Choice([str(c) for c in self.choices])
+        if self.min is not None:
+            extra["min"] = self.min
+        return typer.Option(*self.names, help=self.help, metavar=self.metavar, **extra)
+
+    def markdown_name(self) -> str:
+        if self.doc_name:
+            return self.doc_name
+        if self.argument:
+            return self.names[0]
+        flags = ", ".join(self.names)
+        return f"{flags} {self.metavar}" if self.metavar else flags
+
+
+def _pairs(what: str) -> Callable[[list[str] | None], dict[str, str]]:
+    def parse(items: list[str] | None) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for item in items or []:
+            key, sep, value = item.partition("=")
+            if not key or not sep:
+                raise UsageError(f"invalid {what} {item!r}", hint="write it as KEY=VALUE")
+            result[key] = value
+        return result
+
+    return parse
+
+
+def parse_build_args(items: list[str] | None) -> dict[str, str]:
+    """KEY=VALUE, or KEY alone to take its value from the environment (skipped when unset, as podman does)."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid build argument {item!r}", hint="write it as KEY=VALUE")
+        if sep:
+            result[key] = value
+        elif key in os.environ:
+            result[key] = os.environ[key]
+    return result
+
+
+def parse_tls_verify(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise UsageError(f"invalid --tls-verify value {value!r}", hint="use --tls-verify=true or --tls-verify=false")
+
+
+def parse_pull(value: str | None) -> PullPolicy:
+    try:
+        return PullPolicy(value or PullPolicy.MISSING)
+    except ValueError:
+        choices = [p.value for p in PullPolicy]
+        raise UsageError(f"invalid pull policy {value!r}", hint=f"use {_choices_text(choices)}") from None
+
+
+def _parse_platforms(values: list[str] | None) -> tuple[Any, ...]:
+    from imgfront.platforms import parse_platforms
+
+    return parse_platforms(values or [])
+
+
+def _parse_outputs(values: list[str] | None) -> tuple[Any, ...]:
+    from imgfront.outputs.types import parse_outputs
+
+    return parse_outputs(values or [])
+
+
+def _output_help() -> str:
+    files = "|".join(name for name in OUTPUT_TYPES if name != ImageOutput.name)
+    return f"type={ImageOutput.name} (default), or type={files},dest=PATH; repeatable."
+
+
+def _choices_text(choices: Iterable[str], last: str = "or") -> str:
+    items = list(choices)
+    return ", ".join(items[:-1]) + f" {last} " + items[-1] if len(items) > 1 else "".join(items)
+
+
+TLS_VERIFY_HELP = (
+    "Require HTTPS and a trusted certificate (default true); --tls-verify=false for a registry without TLS."
+)
+AUTHFILE_HELP = "The auth file; default REGISTRY_AUTH_FILE, then podman's and Docker's own."
+
+BUILD_OPTIONS: tuple[Option, ...] = (
+    Option(
+        ("CONTEXT",),
+        "context",
+        str | None,
+        "The build context directory; default '.', none with -p.",
+        argument=True,
+        doc="the build context folder; default `.`; none with `-p`",
+        podman=FRONTEND,
+        docker=FRONTEND,
+    ),
+    Option(
+        ("-f", "--file"),
+        "file",
+        Path | None,
+        "The Containerfile.",
+        doc="the Containerfile; default `Containerfile`, then `Dockerfile`, in the context",
+        doc_name="-f, --file PATH",
+        podman="dockerfile",
+        docker="dockerfile",
+    ),
+    Option(
+        ("-p", "--pipeline"),
+        "pipeline_file",
+        Path | None,
+        "Build this pipeline file instead of a Containerfile.",
+        doc_name="-p, --pipeline FILE",
+        field=None,
+        docker=None,
+    ),
+    Option(
+        ("--checkpoint",),
+        "checkpoint",
+        list[str] | None,
+        "With -p: keep this stage (id, type or *) as an image; repeatable.",
+        doc_name="--checkpoint STAGE",
+        field=None,
+        docker=None,
+    ),
+    Option(
+        ("-t", "--tag"),
+        "tag",
+        list[str] | None,
+        "Name of the manifest list; repeatable.",
+        doc="a name for the list; repeatable. Without `-t`, the images are left untagged and no list is made",
+        doc_name="-t, --tag REF",
+        field="tags",
+    ),
+    Option(
+        ("--platform",),
+        "platform",
+        list[str] | None,
+        "os/arch[/variant], comma-separated and repeatable; 'local' is this host.",
+        doc="`os/arch[/variant]`, comma-separated, repeatable; `local` is this host",
+        doc_name="--platform LIST",
+        parse=_parse_platforms,
+        field="platforms",
+        podman="platform",
+        docker="platform",
+    ),
+    Option(
+        ("--build-arg",),
+        "build_arg",
+        list[str] | None,
+        "KEY=VALUE for ARG.",
+        doc="a build argument; `KEY` alone takes its value from the environment",
+        doc_name="--build-arg K=V",
+        parse=parse_build_args,
+        field="build_args",
+        podman="buildargs",
+        docker="buildargs",
+    ),
+    Option(
+        ("--target",),
+        "target",
+        str | None,
+        "The stage to build.",
+        doc="build up to this stage",
+        doc_name="--target STAGE",
+        podman="target",
+        docker="target",
+    ),
+    Option(
+        ("--no-cache",),
+        "no_cache",
+        bool,
+        "Do not use cached layers.",
+        default=False,
+        podman="nocache",
+        docker="nocache",
+    ),
+    Option(
+        ("--pull",),
+        "pull",
+        str | None,
+        f"Pull policy: always (the default of a bare --pull), {_choices_text(['missing', 'never', 'newer'])}.",
+        doc="`always` (a bare `--pull`), `missing` (default), `never`, `newer`",
+        doc_name="--pull[=POLICY]",
+        parse=parse_pull,
+        flag_value=PullPolicy.ALWAYS.value,
+        podman="pullpolicy",
+        docker="pull",
+    ),
+    Option(
+        ("--label",),
+        "label",
+        list[str] | None,
+        "KEY=VALUE image label.",
+        doc="a label on every image",
+        doc_name="--label K=V",
+        parse=_pairs("label"),
+        field="labels",
+        podman="labels",
+        docker="labels",
+    ),
+    Option(
+        ("--annotation",),
+        "annotation",
+        list[str] | None,
+        "KEY=VALUE annotation.",
+        doc="an annotation in every image manifest",
+        doc_name="--annotation K=V",
+        parse=_pairs("annotation"),
+        field="annotations",
+        podman="annotations",
+        docker=None,
+        docker_without=Unsupported.DROP,
+    ),
+    Option(
+        ("--jobs",),
+        "jobs",
+        int | None,
+        "Builds at once; default: all.",
+        doc="builds at once; default: the number of platforms",
+        doc_name="--jobs N",
+        min=1,
+    ),
+    Option(
+        ("-o", "--output"),
+        "output",
+        list[str] | None,
+        _output_help(),
+        doc="where the result goes; repeatable; default `type=image`. See [Outputs](#outputs)",
+        doc_name="-o, --output type=T[,dest=PATH]",
+        parse=_parse_outputs,
+        field="outputs",
+    ),
+    Option(
+        ("--iidfile",),
+        "iidfile",
+        Path | None,
+        "Write the list's id here.",
+        doc="write `sha256:<id>` of the list (of the image, for one platform without `-t`)",
+        doc_name="--iidfile PATH",
+    ),
+    Option(
+        ("--metadata-file",),
+        "metadata_file",
+        Path | None,
+        "Write build metadata.",
+        doc="write the metadata file below",
+        doc_name="--metadata-file PATH",
+    ),
+    Option(
+        ("--progress",),
+        "progress",
+        str,
+        "How to show progress.",
+        default=ProgressMode.AUTO.value,
+        doc=f"{_choices_text([f'`{m}`' + (f' ({m.help})' if m is ProgressMode.AUTO else '') for m in ProgressMode])}",
+        doc_name="--progress MODE",
+        choices=ProgressMode,
+        field=None,
+    ),
+    Option(
+        ("--keep-failed",),
+        "keep_failed",
+        bool,
+        "Keep the images that did build when another platform fails.",
+        default=False,
+        doc="when a platform fails, keep the images of the platforms that did build",
+    ),
+    Option(
+        ("--node",),
+        "node",
+        list[str] | None,
+        "A node: a system connection, or unix://, ssh://, tcp:// (docker+...); repeatable.",
+        doc="a node to build on: a system connection, or a `unix://`, `ssh://` or `tcp://` URI "
+        "(`docker+` before it for Docker); repeatable",
+        doc_name="--node NODE",
+        field=None,
+    ),
+    Option(
+        ("--farm",),
+        "farm",
+        str | None,
+        "Build on the nodes of this farm.",
+        doc_name="--farm NAME",
+        field=None,
+    ),
+    Option(
+        ("--local/--no-local",),
+        "local_node",
+        bool,
+        "Whether the local engine builds too (the list is local).",
+        default=True,
+        doc_name="--local, --no-local",
+        field=None,
+    ),
+    Option(
+        ("--identity",),
+        "identity",
+        Path | None,
+        "ssh key for ssh nodes given as URIs.",
+        doc_name="--identity KEYFILE",
+        field=None,
+    ),
+    Option(
+        ("--cleanup",),
+        "cleanup",
+        bool,
+        "Remove the built images from remote nodes once they are home.",
+        default=False,
+    ),
+    Option(
+        ("--connect-timeout",),
+        "connect_timeout",
+        float,
+        "Seconds to reach a node.",
+        default=15.0,
+        doc_name="--connect-timeout SECONDS",
+        min=1,
+        field=None,
+    ),
+    Option(
+        ("--idle-timeout",),
+        "idle_timeout",
+        float | None,
+        "Seconds a build may stay silent before its node counts as lost.",
+        doc_name="--idle-timeout SECONDS",
+        min=1,
+        field=None,
+    ),
+    Option(
+        ("--push",),
+        "push",
+        bool,
+        "Push the list and every instance to the registry of each -t.",
+        default=False,
+        doc="push the list and every instance to the registry of each `-t`; see [push.md](push.md)",
+    ),
+    Option(
+        ("--push-from-nodes",),
+        "push_from_nodes",
+        bool,
+        "With --push: each node pushes its own image; the list is written to the registry, not kept here.",
+        default=False,
+        doc="with `--push`: each node pushes its own image, and the index is written to the registry",
+        field=None,
+    ),
+    Option(
+        ("--push-by-digest",),
+        "push_by_digest",
+        bool,
+        "Push each platform's image by digest only: no tag, no list (merge later: imgfront manifest create).",
+        default=False,
+        doc="push each platform's image by digest only (no tag, no list), for a CI matrix's merge",
+        field=None,
+    ),
+    Option(
+        ("--tls-verify",),
+        "tls_verify",
+        str | None,
+        TLS_VERIFY_HELP,
+        doc="for the push: `--tls-verify=false` for a registry without TLS",
+        doc_name="--tls-verify[=BOOL]",
+        metavar="BOOL",
+        parse=parse_tls_verify,
+        flag_value="true",
+        field=None,
+    ),
+    Option(
+        ("--authfile",),
+        "authfile",
+        Path | None,
+        AUTHFILE_HELP,
+        doc="for the push: the auth file to use",
+        doc_name="--authfile PATH",
+        field=None,
+    ),
+    Option(
+        ("--engine",),
+        "engine",
+        str,
+        "The local engine: podman, or Docker (DOCKER_HOST); Docker holds no list, so push or --output.",
+        default="podman",
+        doc="the local engine; Docker holds no list, so push or write a file output",
+        doc_name="--engine podman|docker",
+        choices=LocalEngine,
+        field=None,
+    ),
+)
+
+OPTIONS_BY_DEST = {o.dest: o for o in BUILD_OPTIONS}
+
+
+def with_build_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Give `function(**given)` one typer parameter per row, so that typer makes the options from the table."""
+    parameters = [
+        inspect.Parameter(
+            o.dest,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=o.default,
+            annotation=Annotated[o.annotation, o.typer_info()],
+        )
+        for o in BUILD_OPTIONS
+    ]
+    function.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    function.__annotations__ = {p.name: p.annotation for p in parameters}
+    return function
+
+
+# -- what the table means for a run ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One `imgfront build` as resolved: the build's options and how to run it (nodes, progress, engine)."""
+
+    options: BuildOptions
+    pipeline: Pipeline | None
+    checkpoints: tuple[str, ...]
+    progress: ProgressMode
+    engine: str
+    nodes: tuple[str, ...]
+    farm: str | None
+    local_node: bool
+    identity: Path | None
+    connect_timeout: float
+    idle_timeout: float | None
+
+
+def resolve(given: Mapping[str, Any]) -> Invocation:
+    """Every rule between options that needs no engine, in one place; raises UsageError before anything runs."""
+    from imgfront.build import BuildOptions
+    from imgfront.context import context_folder
+    from imgfront.outputs.types import wants_image
+    from imgfront.platforms import host_platform
+    from imgfront.push import PushOptions
+    from imgfront.references import parse_reference
+
+    values = {o.dest: given.get(o.dest, o.default) for o in BUILD_OPTIONS}
+    parsed = {o.dest: o.parse(values[o.dest]) if o.parse else values[o.dest] for o in BUILD_OPTIONS}
+    context, file, target = values["context"], values["file"], values["target"]
+    platforms, tags = parsed["platform"], list(values["tag"] or [])
+    pipeline = None
+    if values["pipeline_file"] is not None:
+        from imgfront.pipeline import load
+        from imgfront.pipeline.build import default_tag
+
+        for value, name in ((context, "a build context"), (file, "-f/--file"), (target, "--target")):
+            if value is not None:
+                raise UsageError(
+                    f"-p/--pipeline cannot be combined with {name}",
+                    hint="the pipeline compiles its own; to build part of it, imgfront compile it and use podman build",
+                )
+        pipeline = load(values["pipeline_file"])
+        platforms = platforms or pipeline.platforms
+        tags = tags or [t for t in (default_tag(pipeline),) if t]
+    elif values["checkpoint"]:
+        raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
+    outputs = parsed["output"]
+    if pipeline is not None and (len(outputs) > 1 or not wants_image(outputs)):
+        raise UsageError("-p builds into local storage only; --output with a file is for Containerfiles")
+    push, from_nodes, by_digest = values["push"], values["push_from_nodes"], values["push_by_digest"]
+    if (from_nodes or by_digest) and not (push or by_digest):
+        raise UsageError("--push-from-nodes needs --push")
+    if from_nodes and by_digest:
+        raise UsageError("--push-from-nodes and --push-by-digest cannot both be given", hint="by digest, nodes push")
+    pushing = None
+    if push or by_digest:
+        mode = PushMode.DIGEST if by_digest else PushMode.NODES if from_nodes else PushMode.HERE
+        pushing = PushOptions(mode, parsed["tls_verify"], values["authfile"])
+        if pipeline is not None and mode != PushMode.HERE:
+            raise UsageError("-p builds on the local engine: push a pipeline with --push alone")
+    elif values["tls_verify"] is not None or values["authfile"] is not None:
+        raise UsageError("--tls-verify and --authfile are for --push")
+    fields_given = {
+        o.field_name: parsed[o.dest] for o in BUILD_OPTIONS if o.field_name and o.field_name not in _RESOLVED_HERE
+    }
+    options = BuildOptions(
+        **fields_given,
+        context=context_folder(context) if context is not None else Path("."),
+        platforms=platforms or (host_platform(),),
+        tags=tuple(str(parse_reference(t)) for t in tags),
+        outputs=outputs,
+        push=pushing,
+    )
+    if pipeline is not None and (values["node"] or values["farm"] or not values["local_node"]):
+        raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
+    if pipeline is not None and values["engine"] != "podman":
+        raise UsageError("-p builds on local podman: checkpoints and base images live in its storage")
+    return Invocation(
+        options=options,
+        pipeline=pipeline,
+        checkpoints=tuple(values["checkpoint"] or ()),
+        progress=ProgressMode(values["progress"]),
+        engine=values["engine"],
+        nodes=tuple(values["node"] or ()),
+        farm=values["farm"],
+        local_node=values["local_node"],
+        identity=values["identity"],
+        connect_timeout=values["connect_timeout"],
+        idle_timeout=values["idle_timeout"],
+    )
+
+
+_RESOLVED_HERE = frozenset({"context", "platforms", "tags", "outputs", "push"})  # fields resolve() fills itself
+
+
+def fit_engines(
+    options: BuildOptions,
+    local_driver: str,
+    local_holds_lists: bool,
+    nodes: Sequence[NodeInfo],
+    note: Callable[[str], None],
+) -> BuildOptions:
+    """The rules that depend on the engines: the options as they will be carried out, or UsageError.
+
+    A local engine that cannot hold a list (Docker) pushes from the nodes instead; an option an engine lacks,
+    or that needs a newer podman than a node runs, is refused (or dropped, where the row says so).
+    """
+    o = options
+    if o.push is not None and not o.tags:
+        raise UsageError("--push needs -t", hint="name the image in its registry, e.g. -t registry.example/app:1")
+    if o.push is not None and o.push.mode == PushMode.HERE and not local_holds_lists:
+        note(
+            f"the local {local_driver} engine cannot hold a list: each node pushes its own image "
+            "and the list is written to the registry (as --push-from-nodes)"
+        )
+        o = replace(o, push=replace(o.push, mode=PushMode.NODES))
+    if o.keeps_list and o.tags and not local_holds_lists:
+        raise UsageError(
+            f"the local {local_driver} engine cannot hold the manifest list -t names",
+            hint="push it (--push) or write it to a file (--output type=oci-layout,dest=DIR)",
+        )
+    if o.iidfile and not (o.tags and o.keeps_list) and len(o.platforms) > 1:
+        raise UsageError(
+            "--iidfile needs -t and type=image when building more than one platform",
+            hint="the list made from -t is what the id file names",
+        )
+    for row in given_rows(o):
+        for node in nodes:
+            check_support(row, node)
+    return o
+
+
+def given_rows(options: BuildOptions) -> list[Option]:
+    """The rows whose BuildOptions field holds something other than its default: what this build asks of engines."""
+    defaults = {f.name: f.default for f in fields(options)}
+    given = []
+    for row in BUILD_OPTIONS:
+        name = row.field_name
+        if name and name in defaults and getattr(options, name) not in (defaults[name], None, (), {}, False):
+            given.append(row)
+    return given
+
+
+def check_support(row: Option, node: NodeInfo) -> None:
+    """Refuse an option this node's engine lacks (unless the row drops it), or one its podman is too old for."""
+    if row.support(node.driver) is None:
+        if node.driver == "docker" and row.docker_without is Unsupported.DROP:
+            return
+        raise UsageError(
+            f"{row.name} is not supported on {node.driver} nodes ({node.name})",
+            hint=f"build on {'podman' if node.driver == 'docker' else 'Docker'} nodes, or drop {row.name}",
+        )
+    since = row.podman_since if node.driver == "podman" else None
+    if since is not None and version_tuple(node.server_version) < since:
+        wanted = ".".join(map(str, since))
+        raise UsageError(
+            f"{row.name} needs podman {wanted} or newer; node {node.name} runs {node.server_version}",
+            hint=f"upgrade that node, or drop {row.name}",
+        )
+
+
+# -- docs ----------------------------------------------------------------------------------------------
+
+DOCS_BEGIN = "<!-- options table: generated by `python -m imgfront.options --markdown`; do not edit -->"
+DOCS_END = "<!-- end of the options table -->"
+
+
+def _engine_cell(row: Option, driver: str) -> str:
+    param = row.support(driver)
+    if param == FRONTEND:
+        return FRONTEND
+    if param is None:
+        dropped = driver == "docker" and row.docker_without is Unsupported.DROP
+        return "no (dropped)" if dropped else "no"
+    since = row.podman_since if driver == "podman" else None
+    return f"`{param}` ({'.'.join(map(str, since))}+)" if since else f"`{param}`"
+
+
+def markdown() -> str:
+    """docs/build.md's options table: each option, what it means, and what it becomes on each engine."""
+    lines = [
+        "| option | meaning | podman | Docker |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in BUILD_OPTIONS:
+        meaning = row.doc or row.help.rstrip(".")
+        meaning = meaning[0].lower() + meaning[1:] if meaning[1:2].islower() else meaning
+        name = row.markdown_name().replace("|", "\\|")
+        lines.append(f"| `{name}` | {meaning} | {_engine_cell(row, 'podman')} | {_engine_cell(row, 'docker')} |")
+    return "\n".join(lines) + "\n"
+
+
+def docs_table(text: str) -> str:
+    """The part of docs/build.md between the markers."""
+    start, end = text.index(DOCS_BEGIN) + len(DOCS_BEGIN), text.index(DOCS_END)
+    return text[start:end].strip("\n") + "\n"
+
+
+def write_docs(path: Path) -> None:
+    text = path.read_text()
+    start, end = text.index(DOCS_BEGIN) + len(DOCS_BEGIN), text.index(DOCS_END)
+    path.write_text(text[:start] + "\n" + markdown() + text[end:])
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        print(markdown(), end="")
+    elif sys.argv[1:2] == ["--write"] and len(sys.argv) == 3:
+        write_docs(Path(sys.argv[2]))
+    else:
+        print("usage: python -m imgfront.options --markdown | --write docs/build.md", file=sys.stderr)
+        sys.exit(2)
