@@ -38,11 +38,6 @@ class PullPolicy(enum.StrEnum):
     NEVER = "never"
     NEWER = "newer"
 
-    @property
-    def pulls(self) -> bool:
-        """Whether a base image present here is pulled again (Docker's `pull=True`)."""
-        return self in (PullPolicy.ALWAYS, PullPolicy.NEWER)
-
 
 class PushMode(enum.StrEnum):
     HERE = "here"  # --push: the local list and every instance

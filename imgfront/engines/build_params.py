@@ -1,7 +1,8 @@
 """Build API parameters that not every podman server has: the one table of them, by the version that added each.
 
 The libpod build API's names are the same in 4.3 and 5.x for everything 4.3 has; a server silently drops a
-parameter it does not know, so a frontend has to ask the server's version before relying on one.
+parameter it does not know, so a frontend has to ask the server's version before relying on one. A build option's
+row in imgfront/options.py names its API parameter, and takes its version gate from here (`param_since`).
 """
 
 from __future__ import annotations
