@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imgfront import context as build_context
@@ -32,6 +32,8 @@ from imgfront.errors import (
 from imgfront.lists import LocalListBuilder
 from imgfront.metadata import metadata, write_metadata
 from imgfront.model import Preference
+from imgfront.modes import PullPolicy, PushMode
+from imgfront.options import fit_engines
 from imgfront.outputs import OutputSpec, wants_image, write_outputs
 from imgfront.outputs.types import same_file
 from imgfront.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
@@ -56,7 +58,7 @@ class BuildOptions:
     annotations: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
-    pull: str = "missing"
+    pull: PullPolicy = PullPolicy.MISSING
     jobs: int | None = None
     keep_failed: bool = False
     cleanup: bool = False  # remove the images from remote nodes once they are home
@@ -73,7 +75,7 @@ class BuildOptions:
 
         Pushed from the nodes, only an explicit type=image brings the images home.
         """
-        if self.push is not None and self.push.mode != "here":
+        if self.push is not None and self.push.mode != PushMode.HERE:
             return any(s.type == "image" for s in self.outputs)
         return wants_image(self.outputs) or self.push is not None
 
@@ -171,25 +173,8 @@ class Build:
 
     def check(self) -> BuildOptions:
         """Every refusal that needs no build, before any starts; returns the options as they will be carried out."""
-        o = self.options
-        if o.push is not None and not o.tags:
-            raise UsageError("--push needs -t", hint="name the image in its registry, e.g. -t registry.example/app:1")
-        if o.push is not None and o.push.mode == "here" and not self.local.can_hold_lists:
-            self.progress.note(
-                f"the local {self.local.driver} engine cannot hold a list: each node pushes its own image "
-                "and the list is written to the registry (as --push-from-nodes)"
-            )
-            o = replace(o, push=replace(o.push, mode="nodes"))
-        if o.keeps_list and o.tags and not self.local.can_hold_lists:
-            raise UsageError(
-                f"the local {self.local.driver} engine cannot hold the manifest list -t names",
-                hint="push it (--push) or write it to a file (--output type=oci-layout,dest=DIR)",
-            )
-        if o.iidfile and not (o.tags and o.keeps_list) and len(o.platforms) > 1:
-            raise UsageError(
-                "--iidfile needs -t and type=image when building more than one platform",
-                hint="the list made from -t is what the id file names",
-            )
+        infos = list(self.infos.values())
+        o = fit_engines(self.options, self.local.driver, self.local.can_hold_lists, infos, self.progress.note)
         files = [("--iidfile", o.iidfile), ("--metadata-file", o.metadata_file)]
         for option, path in files:
             if path is not None:
@@ -257,7 +242,7 @@ class Build:
                 o.outputs, reports, lambda r: self._node_of(r, home).export_image(r.image_id, oci=True), o.tags
             )
             pushed: list[Pushed] = []
-            if o.push is not None and o.push.mode == "here":
+            if o.push is not None and o.push.mode == PushMode.HERE:
                 assert staged is not None
                 keep_staged = True  # a failed push keeps the new list, under its own name, for a retry
                 pushed = push_list(self.local, staged.name, o.tags, o.push, self.progress.note)

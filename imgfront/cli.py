@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -15,7 +15,9 @@ import typer
 from imgfront import __version__
 from imgfront.errors import EngineError, ImgfrontError, Interrupted, UsageError, signal_of
 from imgfront.farm_cli import farm_app
-from imgfront.platforms import Platform, host_platform, parse_platforms
+from imgfront.modes import PushMode
+from imgfront.options import AUTHFILE_HELP, TLS_VERIFY_HELP, parse_tls_verify, with_build_options
+from imgfront.platforms import Platform, parse_platforms
 from imgfront.util import rundir, signals
 
 if TYPE_CHECKING:
@@ -51,221 +53,30 @@ def _root(
     """imgfront: multi-platform builds on podman."""
 
 
-TLS_VERIFY = typer.Option(
-    "--tls-verify",
-    is_flag=False,
-    flag_value="true",
-    metavar="BOOL",
-    help="Require HTTPS and a trusted certificate (default true); --tls-verify=false for a registry without TLS.",
-)
-AUTHFILE = typer.Option("--authfile", help="The auth file; default REGISTRY_AUTH_FILE, then podman's and Docker's own.")
-
-
-def _tls_verify(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise UsageError(f"invalid --tls-verify value {value!r}", hint="use --tls-verify=true or --tls-verify=false")
-
-
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not key or not sep:
-            raise UsageError(f"invalid {what} {item!r}", hint="write it as KEY=VALUE")
-        result[key] = value
-    return result
-
-
-def _build_args(items: list[str] | None) -> dict[str, str]:
-    """KEY=VALUE, or KEY alone to take its value from the environment (skipped when unset, as podman does)."""
-    result: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise UsageError(f"invalid build argument {item!r}", hint="write it as KEY=VALUE")
-        if sep:
-            result[key] = value
-        elif key in os.environ:
-            result[key] = os.environ[key]
-    return result
+TLS_VERIFY = typer.Option("--tls-verify", is_flag=False, flag_value="true", metavar="BOOL", help=TLS_VERIFY_HELP)
+AUTHFILE = typer.Option("--authfile", help=AUTHFILE_HELP)
 
 
 @app.command()
-def build(
-    context: Annotated[
-        str | None, typer.Argument(help="The build context directory; default '.', none with -p.")
-    ] = None,
-    file: Annotated[Path | None, typer.Option("-f", "--file", help="The Containerfile.")] = None,
-    pipeline_file: Annotated[
-        Path | None, typer.Option("-p", "--pipeline", help="Build this pipeline file instead of a Containerfile.")
-    ] = None,
-    checkpoint: Annotated[
-        list[str] | None,
-        typer.Option("--checkpoint", help="With -p: keep this stage (id, type or *) as an image; repeatable."),
-    ] = None,
-    tag: Annotated[list[str] | None, typer.Option("-t", "--tag", help="Name of the manifest list; repeatable.")] = None,
-    platform: Annotated[
-        list[str] | None,
-        typer.Option("--platform", help="os/arch[/variant], comma-separated and repeatable; 'local' is this host."),
-    ] = None,
-    build_arg: Annotated[list[str] | None, typer.Option("--build-arg", help="KEY=VALUE for ARG.")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="The stage to build.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use cached layers.")] = False,
-    pull: Annotated[
-        str | None,
-        typer.Option(
-            "--pull",
-            is_flag=False,
-            flag_value="always",
-            help="Pull policy: always (the default of a bare --pull), missing, never or newer.",
-        ),
-    ] = None,
-    label: Annotated[list[str] | None, typer.Option("--label", help="KEY=VALUE image label.")] = None,
-    annotation: Annotated[list[str] | None, typer.Option("--annotation", help="KEY=VALUE annotation.")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Builds at once; default: all.")] = None,
-    output: Annotated[
-        list[str] | None,
-        typer.Option(
-            "-o",
-            "--output",
-            help="type=image (default), or type=oci-layout|oci-archive|docker-archive|rootfs,dest=PATH; repeatable.",
-        ),
-    ] = None,
-    iidfile: Annotated[Path | None, typer.Option("--iidfile", help="Write the list's id here.")] = None,
-    metadata_file: Annotated[Path | None, typer.Option("--metadata-file", help="Write build metadata.")] = None,
-    progress: Annotated[
-        str,
-        typer.Option(
-            "--progress",
-            click_type=click.Choice(["auto", "tty", "plain", "json", "quiet"]),
-            help="How to show progress.",
-        ),
-    ] = "auto",
-    keep_failed: Annotated[
-        bool,
-        typer.Option("--keep-failed", help="Keep the images that did build when another platform fails."),
-    ] = False,
-    node: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--node", help="A node: a system connection, or unix://, ssh://, tcp:// (docker+...); repeatable."
-        ),
-    ] = None,
-    farm: Annotated[str | None, typer.Option("--farm", help="Build on the nodes of this farm.")] = None,
-    local_node: Annotated[
-        bool, typer.Option("--local/--no-local", help="Whether the local engine builds too (the list is local).")
-    ] = True,
-    identity: Annotated[Path | None, typer.Option("--identity", help="ssh key for ssh nodes given as URIs.")] = None,
-    cleanup: Annotated[
-        bool, typer.Option("--cleanup", help="Remove the built images from remote nodes once they are home.")
-    ] = False,
-    connect_timeout: Annotated[float, typer.Option("--connect-timeout", min=1, help="Seconds to reach a node.")] = 15.0,
-    idle_timeout: Annotated[
-        float | None,
-        typer.Option("--idle-timeout", min=1, help="Seconds a build may stay silent before its node counts as lost."),
-    ] = None,
-    push: Annotated[
-        bool, typer.Option("--push", help="Push the list and every instance to the registry of each -t.")
-    ] = False,
-    push_from_nodes: Annotated[
-        bool,
-        typer.Option(
-            "--push-from-nodes",
-            help="With --push: each node pushes its own image; the list is written to the registry, not kept here.",
-        ),
-    ] = False,
-    push_by_digest: Annotated[
-        bool,
-        typer.Option(
-            "--push-by-digest",
-            help="Push each platform's image by digest only: no tag, no list (merge later: imgfront manifest create).",
-        ),
-    ] = False,
-    tls_verify: Annotated[str | None, TLS_VERIFY] = None,
-    authfile: Annotated[Path | None, AUTHFILE] = None,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            click_type=click.Choice(["podman", "docker"]),
-            help="The local engine: podman, or Docker (DOCKER_HOST); Docker holds no list, so push or --output.",
-        ),
-    ] = "podman",
-) -> None:
+@with_build_options
+def build(**given: Any) -> None:
     """Build CONTEXT, or the pipeline -p names, once per platform in parallel; merge the results into -t's list."""
-    from imgfront.build import Build, BuildOptions, unbuildable_hint
-    from imgfront.context import context_folder
+    from imgfront.build import Build, unbuildable_hint
     from imgfront.engines import open_engine
-    from imgfront.outputs import parse_outputs, wants_image
+    from imgfront.invocation import resolve
     from imgfront.plan import UnbuildablePlatforms
     from imgfront.progress import make_progress
-    from imgfront.push import PushOptions
-    from imgfront.references import parse_reference
 
-    pull_policy = pull or "missing"
-    if pull_policy not in ("always", "missing", "never", "newer"):
-        raise UsageError(f"invalid pull policy {pull_policy!r}", hint="use always, missing, never or newer")
-    platforms = parse_platforms(platform or [])
-    tags = list(tag or [])
-    pipeline = None
-    if pipeline_file is not None:
-        from imgfront.pipeline import load
-        from imgfront.pipeline.build import default_tag
-
-        for given, name in ((context, "a build context"), (file, "-f/--file"), (target, "--target")):
-            if given is not None:
-                raise UsageError(
-                    f"-p/--pipeline cannot be combined with {name}",
-                    hint="the pipeline compiles its own; to build part of it, imgfront compile it and use podman build",
-                )
-        pipeline = load(pipeline_file)
-        platforms = platforms or pipeline.platforms
-        tags = tags or [t for t in (default_tag(pipeline),) if t]
-    elif checkpoint:
-        raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
-    outputs = parse_outputs(output or [])
-    if pipeline is not None and (len(outputs) > 1 or not wants_image(outputs)):
-        raise UsageError("-p builds into local storage only; --output with a file is for Containerfiles")
-    if (push_from_nodes or push_by_digest) and not (push or push_by_digest):
-        raise UsageError("--push-from-nodes needs --push")
-    if push_from_nodes and push_by_digest:
-        raise UsageError("--push-from-nodes and --push-by-digest cannot both be given", hint="by digest, nodes push")
-    pushing = None
-    if push or push_by_digest:
-        mode = "digest" if push_by_digest else "nodes" if push_from_nodes else "here"
-        pushing = PushOptions(mode, _tls_verify(tls_verify), authfile)
-        if pipeline is not None and mode != "here":
-            raise UsageError("-p builds on the local engine: push a pipeline with --push alone")
-    elif tls_verify is not None or authfile is not None:
-        raise UsageError("--tls-verify and --authfile are for --push")
-    options = BuildOptions(
-        context=context_folder(context) if context is not None else Path("."),
-        platforms=platforms or (host_platform(),),
-        tags=tuple(str(parse_reference(t)) for t in tags),
-        file=file,
-        build_args=_build_args(build_arg),
-        labels=_pairs(label, "label"),
-        annotations=_pairs(annotation, "annotation"),
-        target=target,
-        no_cache=no_cache,
-        pull=pull_policy,
-        jobs=jobs,
-        keep_failed=keep_failed,
-        cleanup=cleanup,
-        iidfile=iidfile,
-        metadata_file=metadata_file,
-        outputs=outputs,
-        push=pushing,
+    run = resolve(given)
+    options, pipeline, checkpoint, progress, engine = (
+        run.options,
+        run.pipeline,
+        run.checkpoints,
+        run.progress,
+        run.engine,
     )
-    if pipeline is not None and (node or farm or not local_node):
-        raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
-    if pipeline is not None and engine != "podman":
-        raise UsageError("-p builds on local podman: checkpoints and base images live in its storage")
+    node, farm, local_node, identity = run.nodes, run.farm, run.local_node, run.identity
+    connect_timeout, idle_timeout = run.connect_timeout, run.idle_timeout
     from imgfront.nodes import node_infos, open_nodes, select_nodes, unique_names
 
     # Node addresses are checked before anything connects, the local engine included.
@@ -387,7 +198,7 @@ def login(
     from imgfront.registry import RegistryClient, RegistryError
 
     host = normalize_registry(registry).split("/", 1)[0]
-    verify = _tls_verify(tls_verify)
+    verify = parse_tls_verify(tls_verify)
     if not username and password is None and not password_stdin:
         stored = find_credentials(normalize_registry(registry), authfile)
         if stored is not None:
@@ -450,7 +261,9 @@ def manifest_create(
     from imgfront.metadata import metadata, write_metadata
     from imgfront.push import PushOptions, create_index
 
-    pushed = create_index([name, *(tag or [])], sources, PushOptions("here", _tls_verify(tls_verify), authfile))
+    pushed = create_index(
+        [name, *(tag or [])], sources, PushOptions(PushMode.HERE, parse_tls_verify(tls_verify), authfile)
+    )
     if metadata_file is not None:
         write_metadata(metadata_file, metadata([p.name for p in pushed], (), None, outputs=(), pushed=pushed))
     print(pushed[0].digest)

@@ -15,9 +15,8 @@ from rich.live import Live
 from rich.table import Table
 
 from imgfront.model import BuildReport
+from imgfront.modes import ProgressMode
 from imgfront.plan import Assignment, Plan
-
-MODES = ("auto", "tty", "plain", "json", "quiet")
 
 
 @dataclass
@@ -205,13 +204,13 @@ def report_json(r: BuildReport) -> dict[str, Any]:
     }
 
 
-def make_progress(mode: str) -> Progress:
-    if mode == "auto":
-        mode = "tty" if sys.stderr.isatty() else "plain"
-    kinds: dict[str, type[Progress]] = {
-        "tty": TtyProgress,
-        "plain": PlainProgress,
-        "json": JsonProgress,
-        "quiet": QuietProgress,
+def make_progress(mode: ProgressMode) -> Progress:
+    if mode is ProgressMode.AUTO:
+        mode = ProgressMode.TTY if sys.stderr.isatty() else ProgressMode.PLAIN
+    kinds: dict[ProgressMode, type[Progress]] = {
+        ProgressMode.TTY: TtyProgress,
+        ProgressMode.PLAIN: PlainProgress,
+        ProgressMode.JSON: JsonProgress,
+        ProgressMode.QUIET: QuietProgress,
     }
-    return kinds[mode]()
+    return kinds[ProgressMode(mode)]()

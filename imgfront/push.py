@@ -21,6 +21,7 @@ from imgfront.auth import find_credentials
 from imgfront.engines.base import ImageBuilder
 from imgfront.errors import UsageError
 from imgfront.model import BuildReport, Credentials
+from imgfront.modes import PushMode
 from imgfront.platforms import Platform
 from imgfront.references import Reference, parse_reference
 from imgfront.registry import (
@@ -36,7 +37,7 @@ from imgfront.registry import (
 
 @dataclass(frozen=True)
 class PushOptions:
-    mode: str = "here"  # here | nodes | digest
+    mode: PushMode = PushMode.HERE
     tls_verify: bool | None = None
     authfile: Path | None = None
 
@@ -112,7 +113,7 @@ def push_from_nodes(
         by_repository[repository] = {r.platform: d for r, d in zip(reports, digests, strict=True)}
         for report, digest in zip(reports, digests, strict=True):
             note(f"{report.platform}@{report.node}: pushed {repository}@{digest}")
-    if options.mode == "digest":
+    if options.mode is PushMode.DIGEST:
         return [Pushed(repository, "", instances=by_repository[repository]) for repository in repositories]
     written = write_index(
         names, lambda target: [(target.path, d) for d in by_repository[target.repository].values()], options, note

@@ -1,7 +1,8 @@
 """Build API parameters that not every podman server has: the one table of them, by the version that added each.
 
 The libpod build API's names are the same in 4.3 and 5.x for everything 4.3 has; a server silently drops a
-parameter it does not know, so a frontend has to ask the server's version before relying on one.
+parameter it does not know, so a frontend has to ask the server's version before relying on one. A build option's
+row in imgfront/options.py names its API parameter, and takes its version gate from here (`param_since`).
 """
 
 from __future__ import annotations
@@ -41,3 +42,8 @@ def missing_build_params(server_version: str) -> list[VersionedParam]:
     """The parameters this server's version does not have yet."""
     have = version_tuple(server_version)
     return [p for p in BUILD_PARAMS_SINCE if have < p.since]
+
+
+def param_since(param: str) -> tuple[int, int] | None:
+    """The first podman version with this build API parameter; None for one 4.3 already has."""
+    return next((p.since for p in BUILD_PARAMS_SINCE if p.param == param), None)

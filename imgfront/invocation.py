@@ -1,0 +1,112 @@
+"""One `imgfront build` as the command line gave it, resolved: every rule between options that needs no engine.
+
+Above the build in the layers: it makes the BuildOptions, loads a pipeline, and names the push; the options table
+(imgfront/options.py) says what each option is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgfront.build import BuildOptions
+from imgfront.errors import UsageError
+from imgfront.modes import ProgressMode, PushMode
+from imgfront.options import BUILD_OPTIONS
+from imgfront.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One `imgfront build` as resolved: the build's options and how to run it (nodes, progress, engine)."""
+
+    options: BuildOptions
+    pipeline: Pipeline | None
+    checkpoints: tuple[str, ...]
+    progress: ProgressMode
+    engine: str
+    nodes: tuple[str, ...]
+    farm: str | None
+    local_node: bool
+    identity: Path | None
+    connect_timeout: float
+    idle_timeout: float | None
+
+
+def resolve(given: Mapping[str, Any]) -> Invocation:
+    """Every rule between options that needs no engine, in one place; raises UsageError before anything runs."""
+    from imgfront.context import context_folder
+    from imgfront.outputs.types import wants_image
+    from imgfront.platforms import host_platform
+    from imgfront.push import PushOptions
+    from imgfront.references import parse_reference
+
+    values = {o.dest: given.get(o.dest, o.default) for o in BUILD_OPTIONS}
+    parsed = {o.dest: o.parse(values[o.dest]) if o.parse else values[o.dest] for o in BUILD_OPTIONS}
+    context, file, target = values["context"], values["file"], values["target"]
+    platforms, tags = parsed["platform"], list(values["tag"] or [])
+    pipeline = None
+    if values["pipeline_file"] is not None:
+        from imgfront.pipeline import load
+        from imgfront.pipeline.build import default_tag
+
+        for value, name in ((context, "a build context"), (file, "-f/--file"), (target, "--target")):
+            if value is not None:
+                raise UsageError(
+                    f"-p/--pipeline cannot be combined with {name}",
+                    hint="the pipeline compiles its own; to build part of it, imgfront compile it and use podman build",
+                )
+        pipeline = load(values["pipeline_file"])
+        platforms = platforms or pipeline.platforms
+        tags = tags or [t for t in (default_tag(pipeline),) if t]
+    elif values["checkpoint"]:
+        raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
+    outputs = parsed["output"]
+    if pipeline is not None and (len(outputs) > 1 or not wants_image(outputs)):
+        raise UsageError("-p builds into local storage only; --output with a file is for Containerfiles")
+    push, from_nodes, by_digest = values["push"], values["push_from_nodes"], values["push_by_digest"]
+    if (from_nodes or by_digest) and not (push or by_digest):
+        raise UsageError("--push-from-nodes needs --push")
+    if from_nodes and by_digest:
+        raise UsageError("--push-from-nodes and --push-by-digest cannot both be given", hint="by digest, nodes push")
+    pushing = None
+    if push or by_digest:
+        mode = PushMode.DIGEST if by_digest else PushMode.NODES if from_nodes else PushMode.HERE
+        pushing = PushOptions(mode, parsed["tls_verify"], values["authfile"])
+        if pipeline is not None and mode != PushMode.HERE:
+            raise UsageError("-p builds on the local engine: push a pipeline with --push alone")
+    elif values["tls_verify"] is not None or values["authfile"] is not None:
+        raise UsageError("--tls-verify and --authfile are for --push")
+    fields_given = {
+        o.field_name: parsed[o.dest] for o in BUILD_OPTIONS if o.field_name and o.field_name not in _RESOLVED_HERE
+    }
+    options = BuildOptions(
+        **fields_given,
+        context=context_folder(context) if context is not None else Path("."),
+        platforms=platforms or (host_platform(),),
+        tags=tuple(str(parse_reference(t)) for t in tags),
+        outputs=outputs,
+        push=pushing,
+    )
+    if pipeline is not None and (values["node"] or values["farm"] or not values["local_node"]):
+        raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
+    if pipeline is not None and values["engine"] != "podman":
+        raise UsageError("-p builds on local podman: checkpoints and base images live in its storage")
+    return Invocation(
+        options=options,
+        pipeline=pipeline,
+        checkpoints=tuple(values["checkpoint"] or ()),
+        progress=ProgressMode(values["progress"]),
+        engine=values["engine"],
+        nodes=tuple(values["node"] or ()),
+        farm=values["farm"],
+        local_node=values["local_node"],
+        identity=values["identity"],
+        connect_timeout=values["connect_timeout"],
+        idle_timeout=values["idle_timeout"],
+    )
+
+
+_RESOLVED_HERE = frozenset({"context", "platforms", "tags", "outputs", "push"})  # fields resolve() fills itself

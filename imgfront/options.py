@@ -1,0 +1,635 @@
+"""The options of `imgfront build`: one table, from which the CLI's options, their help and docs/build.md's table
+are made, and the one place where options are checked against each other (`resolve`, `fit_engines`).
+
+A row says what an option is (names, type, default, help), how its value is read, and what it becomes on each
+engine: a build API parameter, imgfront's own work (`FRONTEND`), or nothing. Adding a build option is one row
+here, a `BuildOptions` field, and one line in each engine adapter that supports it.
+
+`python -m imgfront.options --markdown` prints the table that docs/build.md holds between its marker comments.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+
+from imgfront.engines.build_params import param_since, version_tuple
+from imgfront.errors import UsageError
+from imgfront.modes import LocalEngine, ProgressMode, PullPolicy, PushMode
+from imgfront.outputs.types import OUTPUT_TYPES, ImageOutput
+
+if TYPE_CHECKING:
+    from imgfront.build import BuildOptions
+    from imgfront.engines.base import NodeInfo
+
+
+class Unsupported(enum.Enum):
+    """What an engine without an option does with it."""
+
+    REFUSE = "refused"  # one line and exit 2, before any build
+    DROP = "dropped"  # the build goes on without it, as the engine would
+
+
+FRONTEND = "imgfront"  # carried out by imgfront itself, the same on every engine
+
+
+@dataclass(frozen=True)
+class Option:
+    """One row of the table."""
+
+    names: tuple[str, ...]  # flags, or the argument's metavar
+    dest: str  # the parameter's name, and the `BuildOptions` field it fills unless `field` says otherwise
+    annotation: Any  # the Python type typer reads the value as
+    help: str
+    default: Any = None
+    doc: str = ""  # docs/build.md's meaning column, when it says more than the help
+    doc_name: str = ""  # docs/build.md's option column, when it differs from the names and metavar
+    metavar: str | None = None
+    parse: Callable[[Any], Any] | None = None  # the value as it is used; raises UsageError
+    podman: str | None = FRONTEND  # the libpod build API parameter it becomes; None: not supported
+    docker: str | None = FRONTEND  # the Docker SDK `build()` keyword it becomes; None: not supported
+    without: Unsupported = Unsupported.REFUSE  # on an engine that lacks it
+    field: str | None = ""  # the BuildOptions field; "" means dest, None none (it shapes the run, not the build)
+    argument: bool = False
+    flag_value: str | None = None  # an option that may be given bare (--pull), with this value
+    choices: type[enum.StrEnum] | None = None
+    min: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The name messages use: the long flag."""
+        return self.names[-1] if not self.argument else self.names[0]
+
+    @property
+    def field_name(self) -> str | None:
+        return self.dest if self.field == "" else self.field
+
+    @property
+    def podman_since(self) -> tuple[int, int] | None:
+        """The podman version whose build API first has this option's parameter, when it is newer than 4.3."""
+        return param_since(self.podman) if self.podman not in (None, FRONTEND) else None
+
+    def support(self, driver: str) -> str | None:
+        """What the option becomes on this engine; an engine the table has no column for (a test fake) takes all."""
+        return {"podman": self.podman, "docker": self.docker}.get(driver, FRONTEND)
+
+    def typer_info(self) -> Any:
+        if self.argument:
+            return typer.Argument(help=self.help)
+        extra: dict[str, Any] = {}
+        if self.flag_value is not None:
+            extra.update(is_flag=False, flag_value=self.flag_value)
+        if self.choices is not None:
+            extra["click_type"] = click.Choice([str(c) for c in self.choices])
+        if self.min is not None:
+            extra["min"] = self.min
+        return typer.Option(*self.names, help=self.help, metavar=self.metavar, **extra)
+
+    def markdown_name(self) -> str:
+        if self.doc_name:
+            return self.doc_name
+        if self.argument:
+            return self.names[0]
+        flags = ", ".join(self.names)
+        return f"{flags} {self.metavar}" if self.metavar else flags
+
+
+def _pairs(what: str) -> Callable[[list[str] | None], dict[str, str]]:
+    def parse(items: list[str] | None) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for item in items or []:
+            key, sep, value = item.partition("=")
+            if not key or not sep:
+                raise UsageError(f"invalid {what} {item!r}", hint="write it as KEY=VALUE")
+            result[key] = value
+        return result
+
+    return parse
+
+
+def parse_build_args(items: list[str] | None) -> dict[str, str]:
+    """KEY=VALUE, or KEY alone to take its value from the environment (skipped when unset, as podman does)."""
+    result: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid build argument {item!r}", hint="write it as KEY=VALUE")
+        if sep:
+            result[key] = value
+        elif key in os.environ:
+            result[key] = os.environ[key]
+    return result
+
+
+def parse_tls_verify(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise UsageError(f"invalid --tls-verify value {value!r}", hint="use --tls-verify=true or --tls-verify=false")
+
+
+def parse_pull(value: str | None) -> PullPolicy:
+    try:
+        return PullPolicy(value or PullPolicy.MISSING)
+    except ValueError:
+        choices = [p.value for p in PullPolicy]
+        raise UsageError(f"invalid pull policy {value!r}", hint=f"use {_choices_text(choices)}") from None
+
+
+def _parse_platforms(values: list[str] | None) -> tuple[Any, ...]:
+    from imgfront.platforms import parse_platforms
+
+    return parse_platforms(values or [])
+
+
+def _parse_outputs(values: list[str] | None) -> tuple[Any, ...]:
+    from imgfront.outputs.types import parse_outputs
+
+    return parse_outputs(values or [])
+
+
+def _output_help() -> str:
+    files = "|".join(name for name in OUTPUT_TYPES if name != ImageOutput.name)
+    return f"type={ImageOutput.name} (default), or type={files},dest=PATH; repeatable."
+
+
+def _choices_text(choices: Iterable[str], last: str = "or") -> str:
+    items = list(choices)
+    return ", ".join(items[:-1]) + f" {last} " + items[-1] if len(items) > 1 else "".join(items)
+
+
+TLS_VERIFY_HELP = (
+    "Require HTTPS and a trusted certificate (default true); --tls-verify=false for a registry without TLS."
+)
+AUTHFILE_HELP = "The auth file; default REGISTRY_AUTH_FILE, then podman's and Docker's own."
+
+BUILD_OPTIONS: tuple[Option, ...] = (
+    Option(
+        ("CONTEXT",),
+        "context",
+        str | None,
+        "The build context directory; default '.', none with -p.",
+        argument=True,
+        doc="the build context folder; default `.`; none with `-p`",
+        podman=FRONTEND,
+        docker=FRONTEND,
+    ),
+    Option(
+        ("-f", "--file"),
+        "file",
+        Path | None,
+        "The Containerfile.",
+        doc="the Containerfile; default `Containerfile`, then `Dockerfile`, in the context",
+        doc_name="-f, --file PATH",
+        podman="dockerfile",
+        docker="dockerfile",
+    ),
+    Option(
+        ("-p", "--pipeline"),
+        "pipeline_file",
+        Path | None,
+        "Build this pipeline file instead of a Containerfile.",
+        doc_name="-p, --pipeline FILE",
+        field=None,
+        docker=None,
+    ),
+    Option(
+        ("--checkpoint",),
+        "checkpoint",
+        list[str] | None,
+        "With -p: keep this stage (id, type or *) as an image; repeatable.",
+        doc_name="--checkpoint STAGE",
+        field=None,
+        docker=None,
+    ),
+    Option(
+        ("-t", "--tag"),
+        "tag",
+        list[str] | None,
+        "Name of the manifest list; repeatable.",
+        doc="a name for the list; repeatable. Without `-t`, the images are left untagged and no list is made",
+        doc_name="-t, --tag REF",
+        field="tags",
+    ),
+    Option(
+        ("--platform",),
+        "platform",
+        list[str] | None,
+        "os/arch[/variant], comma-separated and repeatable; 'local' is this host.",
+        doc="`os/arch[/variant]`, comma-separated, repeatable; `local` is this host",
+        doc_name="--platform LIST",
+        parse=_parse_platforms,
+        field="platforms",
+        podman="platform",
+        docker="platform",
+    ),
+    Option(
+        ("--build-arg",),
+        "build_arg",
+        list[str] | None,
+        "KEY=VALUE for ARG.",
+        doc="a build argument; `KEY` alone takes its value from the environment",
+        doc_name="--build-arg K=V",
+        parse=parse_build_args,
+        field="build_args",
+        podman="buildargs",
+        docker="buildargs",
+    ),
+    Option(
+        ("--target",),
+        "target",
+        str | None,
+        "The stage to build.",
+        doc="build up to this stage",
+        doc_name="--target STAGE",
+        podman="target",
+        docker="target",
+    ),
+    Option(
+        ("--no-cache",),
+        "no_cache",
+        bool,
+        "Do not use cached layers.",
+        default=False,
+        podman="nocache",
+        docker="nocache",
+    ),
+    Option(
+        ("--pull",),
+        "pull",
+        str | None,
+        f"Pull policy: always (the default of a bare --pull), {_choices_text(['missing', 'never', 'newer'])}.",
+        doc="`always` (a bare `--pull`), `missing` (default), `never`, `newer`",
+        doc_name="--pull[=POLICY]",
+        parse=parse_pull,
+        flag_value=PullPolicy.ALWAYS.value,
+        podman="pullpolicy",
+        docker="pull",
+    ),
+    Option(
+        ("--label",),
+        "label",
+        list[str] | None,
+        "KEY=VALUE image label.",
+        doc="a label on every image",
+        doc_name="--label K=V",
+        parse=_pairs("label"),
+        field="labels",
+        podman="labels",
+        docker="labels",
+    ),
+    Option(
+        ("--annotation",),
+        "annotation",
+        list[str] | None,
+        "KEY=VALUE annotation.",
+        doc="an annotation in every image manifest",
+        doc_name="--annotation K=V",
+        parse=_pairs("annotation"),
+        field="annotations",
+        podman="annotations",
+        docker=None,
+        without=Unsupported.DROP,
+    ),
+    Option(
+        ("--jobs",),
+        "jobs",
+        int | None,
+        "Builds at once; default: all.",
+        doc="builds at once; default: the number of platforms",
+        doc_name="--jobs N",
+        min=1,
+    ),
+    Option(
+        ("-o", "--output"),
+        "output",
+        list[str] | None,
+        _output_help(),
+        doc="where the result goes; repeatable; default `type=image`. See [Outputs](#outputs)",
+        doc_name="-o, --output type=T[,dest=PATH]",
+        parse=_parse_outputs,
+        field="outputs",
+    ),
+    Option(
+        ("--iidfile",),
+        "iidfile",
+        Path | None,
+        "Write the list's id here.",
+        doc="write `sha256:<id>` of the list (of the image, for one platform without `-t`)",
+        doc_name="--iidfile PATH",
+    ),
+    Option(
+        ("--metadata-file",),
+        "metadata_file",
+        Path | None,
+        "Write build metadata.",
+        doc="write the metadata file below",
+        doc_name="--metadata-file PATH",
+    ),
+    Option(
+        ("--progress",),
+        "progress",
+        str,
+        "How to show progress.",
+        default=ProgressMode.AUTO.value,
+        doc=_choices_text(f"`{m}` ({m.help})" if m is ProgressMode.AUTO else f"`{m}`" for m in ProgressMode)
+        + "; see [Progress](#progress)",
+        doc_name="--progress MODE",
+        choices=ProgressMode,
+        field=None,
+    ),
+    Option(
+        ("--keep-failed",),
+        "keep_failed",
+        bool,
+        "Keep the images that did build when another platform fails.",
+        default=False,
+        doc="when a platform fails, keep the images of the platforms that did build",
+    ),
+    Option(
+        ("--node",),
+        "node",
+        list[str] | None,
+        "A node: a system connection, or unix://, ssh://, tcp:// (docker+...); repeatable.",
+        doc="a node to build on: a system connection, or a `unix://`, `ssh://` or `tcp://` URI "
+        "(`docker+` before it for Docker); repeatable",
+        doc_name="--node NODE",
+        field=None,
+    ),
+    Option(
+        ("--farm",),
+        "farm",
+        str | None,
+        "Build on the nodes of this farm.",
+        doc_name="--farm NAME",
+        field=None,
+    ),
+    Option(
+        ("--local/--no-local",),
+        "local_node",
+        bool,
+        "Whether the local engine builds too (the list is local).",
+        default=True,
+        doc_name="--local, --no-local",
+        field=None,
+    ),
+    Option(
+        ("--identity",),
+        "identity",
+        Path | None,
+        "ssh key for ssh nodes given as URIs.",
+        doc_name="--identity KEYFILE",
+        field=None,
+    ),
+    Option(
+        ("--cleanup",),
+        "cleanup",
+        bool,
+        "Remove the built images from remote nodes once they are home.",
+        default=False,
+    ),
+    Option(
+        ("--connect-timeout",),
+        "connect_timeout",
+        float,
+        "Seconds to reach a node.",
+        default=15.0,
+        doc_name="--connect-timeout SECONDS",
+        min=1,
+        field=None,
+    ),
+    Option(
+        ("--idle-timeout",),
+        "idle_timeout",
+        float | None,
+        "Seconds a build may stay silent before its node counts as lost.",
+        doc_name="--idle-timeout SECONDS",
+        min=1,
+        field=None,
+    ),
+    Option(
+        ("--push",),
+        "push",
+        bool,
+        "Push the list and every instance to the registry of each -t.",
+        default=False,
+        doc="push the list and every instance to the registry of each `-t`; see [push.md](push.md)",
+    ),
+    Option(
+        ("--push-from-nodes",),
+        "push_from_nodes",
+        bool,
+        "With --push: each node pushes its own image; the list is written to the registry, not kept here.",
+        default=False,
+        doc="with `--push`: each node pushes its own image, and the index is written to the registry",
+        field=None,
+    ),
+    Option(
+        ("--push-by-digest",),
+        "push_by_digest",
+        bool,
+        "Push each platform's image by digest only: no tag, no list (merge later: imgfront manifest create).",
+        default=False,
+        doc="push each platform's image by digest only (no tag, no list), for a CI matrix's merge",
+        field=None,
+    ),
+    Option(
+        ("--tls-verify",),
+        "tls_verify",
+        str | None,
+        TLS_VERIFY_HELP,
+        doc="for the push: `--tls-verify=false` for a registry without TLS",
+        doc_name="--tls-verify[=BOOL]",
+        metavar="BOOL",
+        parse=parse_tls_verify,
+        flag_value="true",
+        field=None,
+    ),
+    Option(
+        ("--authfile",),
+        "authfile",
+        Path | None,
+        AUTHFILE_HELP,
+        doc="for the push: the auth file to use",
+        doc_name="--authfile PATH",
+        field=None,
+    ),
+    Option(
+        ("--engine",),
+        "engine",
+        str,
+        "The local engine: podman, or Docker (DOCKER_HOST); Docker holds no list, so push or --output.",
+        default="podman",
+        doc="the local engine; Docker holds no list, so push or write a file output",
+        doc_name="--engine podman|docker",
+        choices=LocalEngine,
+        field=None,
+    ),
+)
+
+OPTIONS_BY_DEST = {o.dest: o for o in BUILD_OPTIONS}
+
+
+def with_build_options(function: Callable[..., None]) -> Callable[..., None]:
+    """Give `function(**given)` one typer parameter per row, so that typer makes the options from the table."""
+    parameters = [
+        inspect.Parameter(
+            o.dest,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=o.default,
+            annotation=Annotated[o.annotation, o.typer_info()],
+        )
+        for o in BUILD_OPTIONS
+    ]
+    function.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    function.__annotations__ = {p.name: p.annotation for p in parameters}
+    return function
+
+
+# -- what the table means for a run ------------------------------------------------------------------
+
+
+def fit_engines(
+    options: BuildOptions,
+    local_driver: str,
+    local_holds_lists: bool,
+    nodes: Sequence[NodeInfo],
+    note: Callable[[str], None],
+) -> BuildOptions:
+    """The rules that depend on the engines: the options as they will be carried out, or UsageError.
+
+    A local engine that cannot hold a list (Docker) pushes from the nodes instead; an option an engine lacks,
+    or that needs a newer podman than a node runs, is refused (or dropped, where the row says so).
+    """
+    o = options
+    if o.push is not None and not o.tags:
+        raise UsageError("--push needs -t", hint="name the image in its registry, e.g. -t registry.example/app:1")
+    if o.push is not None and o.push.mode == PushMode.HERE and not local_holds_lists:
+        note(
+            f"the local {local_driver} engine cannot hold a list: each node pushes its own image "
+            "and the list is written to the registry (as --push-from-nodes)"
+        )
+        o = replace(o, push=replace(o.push, mode=PushMode.NODES))
+    if o.keeps_list and o.tags and not local_holds_lists:
+        raise UsageError(
+            f"the local {local_driver} engine cannot hold the manifest list -t names",
+            hint="push it (--push) or write it to a file (--output type=oci-layout,dest=DIR)",
+        )
+    if o.iidfile and not (o.tags and o.keeps_list) and len(o.platforms) > 1:
+        raise UsageError(
+            "--iidfile needs -t and type=image when building more than one platform",
+            hint="the list made from -t is what the id file names",
+        )
+    for row in given_rows(o):
+        for node in nodes:
+            check_support(row, node)
+    return o
+
+
+def given_rows(options: BuildOptions) -> list[Option]:
+    """The rows whose BuildOptions field holds something other than its default: what this build asks of engines."""
+    defaults = {f.name: f.default for f in fields(options)}
+    given = []
+    for row in BUILD_OPTIONS:
+        name = row.field_name
+        if name and name in defaults and getattr(options, name) not in (defaults[name], None, (), {}, False):
+            given.append(row)
+    return given
+
+
+def check_support(row: Option, node: NodeInfo) -> None:
+    """Refuse an option this node's engine lacks (unless the row drops it), or one its podman is too old for."""
+    if row.support(node.driver) is None:
+        if row.without is Unsupported.DROP:
+            return
+        raise UsageError(
+            f"{row.name} is not supported on {node.driver} nodes ({node.name})",
+            hint=f"build on {'podman' if node.driver == 'docker' else 'Docker'} nodes, or drop {row.name}",
+        )
+    since = row.podman_since if node.driver == "podman" else None
+    if since is not None and version_tuple(node.server_version) < since:
+        wanted = ".".join(map(str, since))
+        raise UsageError(
+            f"{row.name} needs podman {wanted} or newer; node {node.name} runs {node.server_version}",
+            hint=f"upgrade that node, or drop {row.name}",
+        )
+
+
+# -- docs ----------------------------------------------------------------------------------------------
+
+
+def _begin(block: str) -> str:
+    return f"<!-- generated: {block} (python -m imgfront.options --write docs/build.md); do not edit -->"
+
+
+def _end(block: str) -> str:
+    return f"<!-- end: {block} -->"
+
+
+def _engine_cell(row: Option, driver: str) -> str:
+    param = row.support(driver)
+    if param == FRONTEND:
+        return FRONTEND
+    if param is None:
+        return "no (dropped)" if row.without is Unsupported.DROP else "no"
+    since = row.podman_since if driver == "podman" else None
+    return f"`{param}` ({'.'.join(map(str, since))}+)" if since else f"`{param}`"
+
+
+def options_markdown() -> str:
+    """docs/build.md's options table: each option, what it means, and what it becomes on each engine."""
+    lines = ["| option | meaning | podman | Docker |", "| --- | --- | --- | --- |"]
+    for row in BUILD_OPTIONS:
+        meaning = row.doc or row.help.rstrip(".")
+        meaning = meaning[0].lower() + meaning[1:] if meaning[1:2].islower() else meaning
+        name = row.markdown_name().replace("|", "\\|")
+        lines.append(f"| `{name}` | {meaning} | {_engine_cell(row, 'podman')} | {_engine_cell(row, 'docker')} |")
+    return "\n".join(lines) + "\n"
+
+
+def progress_markdown() -> str:
+    """docs/build.md's list of progress modes."""
+    return "".join(f"- **{mode}**: {mode.help}.\n" for mode in ProgressMode)
+
+
+DOCS_BLOCKS: dict[str, Callable[[], str]] = {
+    "options table": options_markdown,
+    "progress modes": progress_markdown,
+}
+
+
+def docs_block(text: str, block: str) -> str:
+    """What a document holds between a block's markers."""
+    start, end = text.index(_begin(block)) + len(_begin(block)), text.index(_end(block))
+    return text[start:end].strip("\n") + "\n"
+
+
+def write_docs(path: Path) -> None:
+    """Regenerate every block in the document, leaving the rest as it is."""
+    text = path.read_text()
+    for block, generate in DOCS_BLOCKS.items():
+        start, end = text.index(_begin(block)) + len(_begin(block)), text.index(_end(block))
+        text = text[:start] + "\n" + generate() + text[end:]
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--markdown"]:
+        print(options_markdown(), end="")
+    elif sys.argv[1:2] == ["--write"] and len(sys.argv) == 3:
+        write_docs(Path(sys.argv[2]))
+    else:
+        print("usage: python -m imgfront.options --markdown | --write docs/build.md", file=sys.stderr)
+        sys.exit(2)
