@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from imgfront.errors import Cancelled, ImgfrontError
 from imgfront.model import BuildReport
 from imgfront.modes import ProgressMode
 from imgfront.plan import Assignment, Plan
@@ -71,9 +72,9 @@ class Progress:
         self._end(a, "done")
         self.event(a, "done", image_id=report.image_id, digest=report.digest, seconds=round(report.seconds, 3))
 
-    def failed(self, a: Assignment, message: str) -> None:
-        self._end(a, "cancelled" if message.endswith("cancelled") else "failed")
-        self.event(a, "failed", error=message)
+    def failed(self, a: Assignment, error: ImgfrontError) -> None:
+        self._end(a, "cancelled" if isinstance(error, Cancelled) else "failed")
+        self.event(a, "failed", error=error.message)
 
     def _end(self, a: Assignment, state: str) -> None:
         with self.lock:

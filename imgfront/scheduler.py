@@ -118,12 +118,12 @@ def run_plan(
                 verify(builder, report)
             except ImgfrontError as e:
                 cancel.cancel()
-                progress.failed(a, e.message)
+                progress.failed(a, e)
                 return Outcome(a, report, e)  # keep the report so the stray image can be removed
         except ImgfrontError as e:
             if not isinstance(e, Cancelled):
                 cancel.cancel()
-            progress.failed(a, e.message)
+            progress.failed(a, e)
             return Outcome(a, error=e)
         progress.finished(a, report)
         return Outcome(a, report)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from imgfront.errors import PlatformBuildError
 from imgfront.model import BuildReport
 from imgfront.plan import Assignment, Mode, Plan
 from imgfront.platforms import Platform
@@ -33,7 +34,7 @@ def test_json_is_one_event_per_line(capsys: pytest.CaptureFixture[str]) -> None:
     progress = JsonProgress()
     progress.plan(Plan((ARM64,)))
     progress.step(ARM64, 1, 2, "FROM scratch")
-    progress.failed(ARM64, "linux/arm64@local: step failed")
+    progress.failed(ARM64, PlatformBuildError("linux/arm64@local: step failed"))
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["event"] for e in events] == ["plan", "step", "failed"]
     assert events[1] == {**events[1], "platform": "linux/arm64", "node": "local", "step": 1, "total": 2}
