@@ -69,6 +69,12 @@ def serialisations(view: Mapping[str, Any]) -> Iterator[tuple[str, bytes]]:
         yield media_type, _go_json(index).encode()
 
 
+def assumed_list(view: Mapping[str, Any]) -> StoredList:
+    """The list as storage writes a list podman made (an OCI index), when storage's digests cannot be read."""
+    media_type, body = next(serialisations(view))
+    return StoredList("sha256:" + hashlib.sha256(body).hexdigest(), media_type, len(body))
+
+
 def stored_list(view: Mapping[str, Any], known: Sequence[str], created: str) -> StoredList:
     """The stored list, from the engine's `view` of it and the digests storage keeps for it (`known`).
 

@@ -36,7 +36,7 @@ from imgfront.engines.base import (
     parse_time,
 )
 from imgfront.engines.connections import Connection
-from imgfront.engines.listforms import stored_list
+from imgfront.engines.listforms import assumed_list, stored_list
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
@@ -505,7 +505,10 @@ class PodmanBuilder(ImageBuilder):
         digests = tuple(str(m["digest"]) for m in data["manifests"])
         record = self._list_record(name)
         if record is None:
-            return ListInfo(name, self._list_id(name, digests), "", str(data.get("mediaType", "")), 0, digests)
+            # podman 4.3's listing fails once any list in the store names an instance that is gone; then the form
+            # both versions store a list in (an OCI index) stands, unconfirmed by storage's digests.
+            stored = assumed_list(data)
+            return ListInfo(name, self._list_id(name, digests), stored.digest, stored.media_type, stored.size, digests)
         known = [str(r).partition("@")[2] for r in record.get("RepoDigests") or []]
         stored = stored_list(data, known, str(record.get("Digest", "")))
         return ListInfo(name, str(record["Id"]), stored.digest, stored.media_type, stored.size, digests)
