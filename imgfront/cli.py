@@ -13,6 +13,7 @@ import click
 import typer
 
 from imgfront import __version__
+from imgfront.engines.registry import ENGINE_NAMES
 from imgfront.errors import EngineError, ImgfrontError, Interrupted, UsageError, signal_of
 from imgfront.farm_cli import farm_app
 from imgfront.platforms import Platform, host_platform, parse_platforms
@@ -192,7 +193,7 @@ def build(
         str,
         typer.Option(
             "--engine",
-            click_type=click.Choice(["podman", "docker"]),
+            click_type=click.Choice(list(ENGINE_NAMES)),
             help="The local engine: podman, or Docker (DOCKER_HOST); Docker holds no list, so push or --output.",
         ),
     ] = "podman",
@@ -201,6 +202,7 @@ def build(
     from imgfront.build import Build, BuildOptions, unbuildable_hint
     from imgfront.context import context_folder
     from imgfront.engines import open_engine
+    from imgfront.engines.registry import EngineSettings
     from imgfront.outputs import parse_outputs, wants_image
     from imgfront.plan import UnbuildablePlatforms
     from imgfront.progress import make_progress
@@ -274,9 +276,12 @@ def build(
         if pipeline is not None
         else select_nodes(node or [], farm, os.fspath(identity) if identity else None, local=local_node)
     )
-    with open_engine(engine) as local, make_progress(progress) as shown, contextlib.ExitStack() as stack:
-        if hasattr(local, "idle_timeout"):
-            local.idle_timeout = idle_timeout
+    settings = EngineSettings(connect_timeout=connect_timeout, idle_timeout=idle_timeout)
+    with (
+        open_engine(engine, settings=settings) as local,
+        make_progress(progress) as shown,
+        contextlib.ExitStack() as stack,
+    ):
         try:
             if pipeline is not None:
                 from imgfront.pipeline.build import PipelineBuild
@@ -289,10 +294,7 @@ def build(
                 if s.connection.uri != local.connection.uri  # the local engine, found as a connection too
             ]
             named = unique_names(specs, taken=[local.name])
-            remote = open_nodes(named, stack, shown.note, connect_timeout)
-            for builder in remote:
-                if hasattr(builder, "idle_timeout"):
-                    builder.idle_timeout = idle_timeout
+            remote = open_nodes(named, stack, shown.note, settings)
             builders = [local, *remote] if local_node else remote
             if not builders:
                 raise EngineError("no node to build on", hint="check the nodes named, or drop --no-local")

@@ -8,6 +8,7 @@ platform; imgfront builds such stages on an empty base of the platform, which th
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import json
 import tarfile
@@ -24,11 +25,10 @@ from imgfront.build import automatic_args
 from imgfront.context import find_containerfile, pack
 from imgfront.emulation.probe import probe_node
 from imgfront.emulation.qemu import emulated_platforms
-from imgfront.engines import AUTOMATIC_ARGS
+from imgfront.engines import connect, connected
 from imgfront.engines.base import BuildReport, BuildRequest, Cancellation
 from imgfront.engines.connections import Connection
 from imgfront.engines.docker import CLASH_HINT, DockerBuilder
-from imgfront.engines.podman import PodmanBuilder
 from imgfront.errors import EngineError, PlatformBuildError
 from imgfront.lists import LocalListBuilder
 from imgfront.platforms import Platform, host_platform
@@ -43,7 +43,7 @@ BASE = DOCKER_BUSYBOX_CONTAINERFILE
 
 @pytest.fixture
 def docker_node(dockerd) -> Iterator[DockerBuilder]:
-    with DockerBuilder(Connection("docker", f"docker+{dockerd.url}"), local=True, automatic_args=AUTOMATIC_ARGS) as b:
+    with connected(Connection("docker", f"docker+{dockerd.url}")) as b:
         yield b
 
 
@@ -151,7 +151,7 @@ def test_mixed_farm_brings_docker_results_home_into_a_podman_list(
 ) -> None:
     context = make_context(BASE + "ARG TARGETARCH\nRUN echo mixed-$TARGETARCH > /m\n")
     reports = [docker_node.build(request_for(context, tmp_path, p), Recorder(), Cancellation()) for p in (AMD64, ARM64)]
-    with PodmanBuilder(Connection("local", podman_node.url), local=True) as podman:
+    with connected(Connection("local", podman_node.url), local=True) as podman:
         lists = LocalListBuilder(podman, {"docker": docker_node, "local": podman}, note=lambda _: None)
         home = [lists.bring_home(r) for r in reports]
         for report in home:
@@ -310,20 +310,15 @@ def any_docker_node(
     if request.param == "ssh":
         sshd = request.getfixturevalue("sshd")
         monkeypatch.setenv("IMGFRONT_SSH_CONFIG", str(sshd.ssh_config))
-        node = DockerBuilder(
-            Connection("docker", f"docker+{sshd.uri(dockerd.socket)}", identity=str(sshd.identity)),
-            automatic_args=AUTOMATIC_ARGS,
-        )
+        connection = Connection("docker", f"docker+{sshd.uri(dockerd.socket)}", identity=str(sshd.identity))
+        env = None
     else:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # which must not replace the engine's CA
-        node = DockerBuilder(
-            Connection("docker", f"docker+{dockerd.tls_url}"), automatic_args=AUTOMATIC_ARGS, env=dockerd.tls_env
-        )
-    try:
-        assert node.server_version.startswith("20.10")
+        connection, env = Connection("docker", f"docker+{dockerd.tls_url}"), dockerd.tls_env
+    with contextlib.ExitStack() as stack:
+        node = connect(connection, stack, env=env)
+        assert isinstance(node, DockerBuilder) and node.server_version.startswith("20.10")
         yield node
-    finally:
-        node.close()
 
 
 def test_cancel_stops_the_step_and_leaves_no_container_of_its_own(
@@ -372,7 +367,7 @@ def test_cancel_stops_the_step_and_leaves_no_container_of_its_own(
 
 def test_tcp_without_the_client_certificate_is_refused(dockerd) -> None:
     with pytest.raises(EngineError) as refused:
-        DockerBuilder(Connection("tls", f"docker+{dockerd.tls_url}"), env={"DOCKER_TLS_VERIFY": ""})
+        connected(Connection("tls", f"docker+{dockerd.tls_url}"), env={"DOCKER_TLS_VERIFY": ""}).__enter__()
     assert refused.value.message.startswith(f"tls: no Docker engine answers at {dockerd.tls_url}")
 
 
@@ -385,7 +380,7 @@ def test_probe_finds_docker_nodes_platforms(
         for p in map(Platform.parse, ("linux/s390x", "linux/ppc64le", "linux/riscv64"))
         if p not in emulated_platforms()
     )
-    with DockerBuilder(Connection("remote-docker", dockerd.url)) as node:  # not local: info cannot say
+    with connected(Connection("remote-docker", f"docker+{dockerd.url}"), local=False) as node:  # info cannot say
         assert node.info().emulated == ()
         assert probe_node(node, [AMD64, ARM64, unregistered], "docker-node") == {AMD64, ARM64}
 
@@ -421,7 +416,7 @@ def test_import_gives_back_the_image_id_from_docker_and_from_podman(
     podman_context = make_context("FROM scratch\nCOPY busybox-arm64 /bin/busybox\n")
     built = podman_node.podman("build", "-q", "--platform", "linux/arm64", podman_context)
     podman_id = built.stdout.strip().splitlines()[-1]
-    with PodmanBuilder(Connection("local", podman_node.url), local=True) as podman:
+    with connected(Connection("local", podman_node.url), local=True) as podman:
         loaded = docker_node.import_image(podman.export_image(podman_id))
     image = docker_node.inspect_image(loaded)
     assert loaded == podman_id.removeprefix("sha256:")
