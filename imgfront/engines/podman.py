@@ -404,7 +404,7 @@ class PodmanBuilder(ImageBuilder):
             headers={"Content-Type": "application/x-tar"},
         )
         _raise(response, f"{self.name}: import")
-        names = self._body(response, "import").get("Names") or []
+        names = self._fields(response, "import").get("Names") or []
         return str(names[0]).removeprefix("sha256:") if names else ""
 
     def remove_image(self, ref: str, force: bool = False) -> None:
@@ -487,7 +487,11 @@ class PodmanBuilder(ImageBuilder):
         return _config_digest(image)
 
     def _exists(self, path: str) -> bool:
-        return bool(self._call("get", path, path).status_code == 204)
+        response = self._call("get", path, path)
+        if response.status_code == 404:
+            return False
+        _raise(response, f"{self.name}: {path}")
+        return True
 
     # -- manifest lists ---------------------------------------------------------------------------
 
@@ -528,7 +532,7 @@ class PodmanBuilder(ImageBuilder):
         if response.status_code == 404:
             return None
         _raise(response, f"{self.name}: {what}")
-        data = self._body(response, what)
+        data = self._fields(response, what)
         if "manifests" not in data:
             return None  # a plain image by that name, not a list
         digests = tuple(str(m["digest"]) for m in data["manifests"])
@@ -560,7 +564,7 @@ class PodmanBuilder(ImageBuilder):
         response = self._call("put", f"/manifests/{_q(name)}", f"inspecting list {name}", data=body)
         if response.status_code >= 400:
             return ""
-        return str(self._body(response, f"inspecting list {name}").get("Id", ""))
+        return str(self._fields(response, f"inspecting list {name}").get("Id", ""))
 
     def create_list(self, instances: Sequence[ListInstance]) -> ListInfo:
         """Make the list under a temporary name of imgfront's own; no name a user gave moves yet."""
@@ -695,9 +699,12 @@ class PodmanBuilder(ImageBuilder):
         except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: {what}: {e}") from e
 
-    def _body(self, response: APIResponse, what: str) -> dict[str, Any]:
+    def _body(self, response: APIResponse, what: str) -> Any:
         with self._translated(what):
-            body = response.json()
+            return response.json()
+
+    def _fields(self, response: APIResponse, what: str) -> dict[str, Any]:
+        body = self._body(response, what)
         if not isinstance(body, dict):
             raise EngineError(f"{self.name}: {what}: the service answered {str(body)[:80]!r}")
         return body

@@ -157,7 +157,7 @@ def test_mixed_farm_brings_docker_results_home_into_a_podman_list(
         for report in home:
             image = podman.inspect_image(report.image_id)  # the same id: Docker's id is its config's digest
             assert image is not None and image.architecture == report.platform.arch.value
-        made = lists.build(["localhost/docker-mixed:1"], home)
+        made = lists.publish(lists.stage(home), ["localhost/docker-mixed:1"])
     listed = json.loads(podman_node.podman("manifest", "inspect", "localhost/docker-mixed:1").stdout)
     assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
     assert made.instances == tuple(m["digest"] for m in listed["manifests"])
@@ -527,3 +527,63 @@ def oci_layout_images(layout: Path) -> dict[str, tuple[dict[str, object], dict[s
                         files[member.name] = inner.extractfile(member).read()
         found[str(config["architecture"])] = (config, files)
     return found
+
+
+def test_silent_build_past_the_idle_timeout_loses_its_docker_node(
+    podman_node, dockerd, make_context, run_imgfront
+) -> None:
+    """--idle-timeout reaches Docker nodes as it reaches podman's (test_farm's twin of this test)."""
+    result = run_imgfront(
+        [
+            "build",
+            "--no-local",
+            "--platform",
+            str(host_platform()),
+            "--node",
+            f"docker+{dockerd.url}?name=d",
+            "--idle-timeout",
+            "2",
+            "-t",
+            "localhost/idle-docker:1",
+            make_context(BASE + "RUN sleep 15\n"),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 1
+    assert "no word from the build for 2 s" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_connect_timeout_reaches_a_docker_node_given_on_the_command_line(
+    podman_node, make_context, run_imgfront, tmp_path: Path
+) -> None:
+    """--connect-timeout 1 against a socket that accepts and never answers: the node is left out, named."""
+    import socket
+
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(str(tmp_path / "silent.sock"))
+    silent.listen(4)  # the kernel accepts; nobody ever reads or answers
+    try:
+        result = run_imgfront(
+            [
+                "build",
+                "--no-local",
+                "--node",
+                f"docker+unix://{tmp_path / 'silent.sock'}?name=mute",
+                "--node",
+                f"unix://{tmp_path / 'silent.sock'}?name=mute-podman",
+                "--connect-timeout",
+                "1",
+                "-t",
+                "localhost/mute:1",
+                make_context(BASE),
+            ],
+            podman_node.env,
+        )
+    finally:
+        silent.close()
+    assert result.returncode == 1
+    assert "node mute is left out: mute: no Docker engine answers" in result.stderr
+    assert "node mute-podman is left out: mute-podman: no podman service answers" in result.stderr
+    assert result.stderr.count("did not answer within 1 s") == 2
+    assert "Traceback" not in result.stderr
