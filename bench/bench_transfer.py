@@ -11,6 +11,7 @@ service's export into the other's import, with no copy on the client's disk; the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -24,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_build import CONF  # noqa: E402
+from imgfront.engines import connect  # noqa: E402
 from imgfront.engines.connections import Connection  # noqa: E402
-from imgfront.engines.podman import PodmanBuilder  # noqa: E402
 
 
 def store(base: Path) -> dict[str, str]:
@@ -79,8 +80,9 @@ def main() -> None:
             for sock in (work / "node.sock", work / "home.sock"):
                 while not sock.exists():
                     time.sleep(0.05)
-            node = PodmanBuilder(Connection("node", f"unix://{work / 'node.sock'}"))
-            home = PodmanBuilder(Connection("home", f"unix://{work / 'home.sock'}"))
+            stack = contextlib.ExitStack()
+            node = connect(Connection("node", f"unix://{work / 'node.sock'}"), stack)
+            home = connect(Connection("home", f"unix://{work / 'home.sock'}"), stack)
             times: dict[str, list[float]] = {"imgfront": [], "podman save | load": []}
             for _ in range(args.rounds):
                 start = time.monotonic()
@@ -97,8 +99,7 @@ def main() -> None:
                 save.wait()
                 times["podman save | load"].append(time.monotonic() - start)
                 subprocess.run(["podman", "rmi", "-f", image], env=home_env, capture_output=True)
-            node.close()
-            home.close()
+            stack.close()
         finally:
             for service in services:
                 service.terminate()

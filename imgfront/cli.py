@@ -63,6 +63,7 @@ def build(**given: Any) -> None:
     """Build CONTEXT, or the pipeline -p names, once per platform in parallel; merge the results into -t's list."""
     from imgfront.build import Build, unbuildable_hint
     from imgfront.engines import open_engine
+    from imgfront.engines.registry import EngineSettings
     from imgfront.invocation import resolve
     from imgfront.plan import UnbuildablePlatforms
     from imgfront.progress import make_progress
@@ -85,9 +86,12 @@ def build(**given: Any) -> None:
         if pipeline is not None
         else select_nodes(node or [], farm, os.fspath(identity) if identity else None, local=local_node)
     )
-    with open_engine(engine) as local, make_progress(progress) as shown, contextlib.ExitStack() as stack:
-        if hasattr(local, "idle_timeout"):
-            local.idle_timeout = idle_timeout
+    settings = EngineSettings(connect_timeout=connect_timeout, idle_timeout=idle_timeout)
+    with (
+        open_engine(engine, settings=settings) as local,
+        make_progress(progress) as shown,
+        contextlib.ExitStack() as stack,
+    ):
         try:
             if pipeline is not None:
                 from imgfront.pipeline.build import PipelineBuild
@@ -100,10 +104,7 @@ def build(**given: Any) -> None:
                 if s.connection.uri != local.connection.uri  # the local engine, found as a connection too
             ]
             named = unique_names(specs, taken=[local.name])
-            remote = open_nodes(named, stack, shown.note, connect_timeout)
-            for builder in remote:
-                if hasattr(builder, "idle_timeout"):
-                    builder.idle_timeout = idle_timeout
+            remote = open_nodes(named, stack, shown.note, settings)
             builders = [local, *remote] if local_node else remote
             if not builders:
                 raise EngineError("no node to build on", hint="check the nodes named, or drop --no-local")

@@ -6,8 +6,6 @@ import contextlib
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.model import Preference
@@ -40,6 +38,9 @@ def create(
 @farm_app.command("list")
 def list_() -> None:
     """List farms, where each is stored, and which is the default."""
+    from rich.console import Console  # only the listing commands draw tables: start-up does without rich
+    from rich.table import Table
+
     from imgfront.farms import list_farms, preferences
 
     table = Table(box=None, header_style="bold")
@@ -102,6 +103,9 @@ def status(name: Annotated[str | None, typer.Argument(help="The farm; default: t
     if farm is None:
         raise UsageError("there is no default farm", hint="name one, or make one with imgfront farm create")
     candidates = [Platform.make("linux", a.value) for a in Arch]
+    from rich.console import Console  # only the listing commands draw tables: start-up does without rich
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("node", "reachable", "server", "native", "emulated"):
         table.add_column(column)

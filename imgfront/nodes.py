@@ -14,12 +14,11 @@ from imgfront.emulation.probe import probe_node
 from imgfront.engines import connect
 from imgfront.engines.base import ImageBuilder, NodeInfo
 from imgfront.engines.connections import Connection, system_connections
-from imgfront.engines.tunnel import CONNECT_TIMEOUT
+from imgfront.engines.registry import EngineSettings, example, kind_for, scheme_of
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.model import Preference
 from imgfront.platforms import Platform
 
-SCHEMES = ("unix", "ssh", "tcp", "docker+unix", "docker+ssh", "docker+tcp")
 _PARAMS = ("name", "weight", "priority", "identity")
 
 
@@ -51,40 +50,27 @@ def _int(params: Mapping[str, list[str]], key: str, default: int, text: str) -> 
 
 def check_uri(uri: str, what: str) -> None:
     """Refuse a node address that cannot be connected to, before anything connects: `what` names it for the user."""
-    scheme = uri.split("://", 1)[0] if "://" in uri else ""
-    if scheme not in SCHEMES:
-        raise UsageError(
-            f"invalid node {what}: unknown scheme {scheme!r}" if scheme else f"invalid node {what}: no scheme",
-            hint="podman: unix://, ssh://, tcp://; Docker: docker+unix://, docker+ssh://, docker+tcp://",
-        )
+    kind = kind_for(uri, what)
+    scheme = scheme_of(uri)
+    hint = example(scheme)
     try:
         parts = urlsplit(uri)
         port = parts.port  # urllib checks the range only when asked
     except ValueError as e:
-        raise UsageError(f"invalid node {what}: {e}", hint=_EXAMPLES[scheme]) from None
+        raise UsageError(f"invalid node {what}: {e}", hint=hint) from None
     if scheme.endswith("unix"):
         if parts.netloc or not parts.path.startswith("/"):
-            raise UsageError(f"invalid node {what}: no absolute socket path", hint=_EXAMPLES[scheme])
+            raise UsageError(f"invalid node {what}: no absolute socket path", hint=hint)
         return
     if not parts.hostname or any(c.isspace() for c in parts.netloc):
-        raise UsageError(f"invalid node {what}: no host", hint=_EXAMPLES[scheme])
+        raise UsageError(f"invalid node {what}: no host", hint=hint)
     if port == 0:
-        raise UsageError(f"invalid node {what}: port 0 is out of range 1-65535", hint=_EXAMPLES[scheme])
-    if scheme == "ssh" and parts.path in ("", "/"):
+        raise UsageError(f"invalid node {what}: port 0 is out of range 1-65535", hint=hint)
+    if scheme.endswith("ssh") and kind.ssh_socket is None and parts.path in ("", "/"):
         # podman's service socket has no default path on the remote host that holds for every user
-        raise UsageError(f"invalid node {what}: no socket path after the host", hint=_EXAMPLES[scheme])
-    if scheme == "tcp" and port is None:
-        raise UsageError(f"invalid node {what}: no port", hint=_EXAMPLES[scheme])
-
-
-_EXAMPLES = {
-    "unix": "write it as unix:///run/podman/podman.sock",
-    "ssh": "write it as ssh://user@host[:port]/run/podman/podman.sock",
-    "tcp": "write it as tcp://host:port",
-    "docker+unix": "write it as docker+unix:///var/run/docker.sock",
-    "docker+ssh": "write it as docker+ssh://user@host[:port]",
-    "docker+tcp": "write it as docker+tcp://host[:port]",
-}
+        raise UsageError(f"invalid node {what}: no socket path after the host", hint=hint)
+    if scheme.endswith("tcp") and kind.tcp_needs_port and port is None:
+        raise UsageError(f"invalid node {what}: no port", hint=hint)
 
 
 def parse_node(text: str, env: Mapping[str, str] = os.environ, identity: str | None = None) -> NodeSpec:
@@ -138,20 +124,20 @@ def unique_names(specs: Sequence[NodeSpec], taken: Iterable[str] = ()) -> list[N
     return result
 
 
-def open_node(spec: NodeSpec, stack: contextlib.ExitStack, timeout: float = CONNECT_TIMEOUT) -> ImageBuilder:
+def open_node(spec: NodeSpec, stack: contextlib.ExitStack, settings: EngineSettings | None = None) -> ImageBuilder:
     """Connect to a node; it is closed with the stack."""
-    return connect(spec.connection, stack, timeout)
+    return connect(spec.connection, stack, settings or EngineSettings())
 
 
 def open_nodes(
     specs: Sequence[NodeSpec],
     stack: contextlib.ExitStack,
     warn: Callable[[str], None],
-    timeout: float = CONNECT_TIMEOUT,
+    settings: EngineSettings | None = None,
 ) -> list[ImageBuilder]:
     """Connect to every node at once; one that cannot be reached is left out with a warning naming it."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
-        futures = [(spec, pool.submit(open_node, spec, stack, timeout)) for spec in specs]
+        futures = [(spec, pool.submit(open_node, spec, stack, settings)) for spec in specs]
     builders = []
     for spec, future in futures:
         error = future.exception()

@@ -1,19 +1,26 @@
-"""Engine adapters, and how the local engine is found or started."""
+"""Engine adapters, and how a node or the local engine is connected.
+
+`connect` is the one way an adapter is made: it finds the engine kind in the registry, opens an ssh tunnel
+when the address needs one, builds the adapter (whose constructor does no I/O) and probes the server. Nothing
+here imports an adapter's SDK until a node of its kind is connected.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from imgfront.engines.base import ImageBuilder
-from imgfront.engines.connections import Connection, local_candidates
-from imgfront.engines.docker import DockerBuilder
-from imgfront.engines.podman import PodmanBuilder
-from imgfront.engines.service import PrivateService
-from imgfront.engines.tunnel import CONNECT_TIMEOUT, SshTunnel
-from imgfront.errors import EngineError
+from imgfront.engines.registry import EngineSettings, kind_for, kind_named, scheme_of
+from imgfront.errors import EngineError, UsageError
+
+if TYPE_CHECKING:
+    from imgfront.engines.base import ImageBuilder
+    from imgfront.engines.connections import Connection
+    from imgfront.engines.podman import PodmanBuilder
 
 # Build arguments imgfront sets on every build, as BuildKit does, so a Containerfile behaves alike everywhere.
 AUTOMATIC_ARGS = frozenset(
@@ -29,12 +36,6 @@ AUTOMATIC_ARGS = frozenset(
     }
 )
 
-ENGINES: dict[str, type[ImageBuilder]] = {"podman": PodmanBuilder, "docker": DockerBuilder}
-
-
-def _on_this_host(conn: Connection) -> bool:
-    return conn.uri.startswith(("unix://", "http+unix://")) and not conn.is_machine
-
 
 def _socket_missing(conn: Connection) -> bool:
     if not conn.uri.startswith("unix://"):
@@ -45,35 +46,70 @@ def _socket_missing(conn: Connection) -> bool:
         return True
 
 
-def connect(conn: Connection, stack: contextlib.ExitStack, timeout: float = CONNECT_TIMEOUT) -> ImageBuilder:
-    """A builder for a podman service or (`docker+` URIs) a Docker engine; over ssh through a tunnel of
-    imgfront's own. Everything it opens closes with the stack."""
-    if conn.uri.startswith("docker+"):
-        docker = DockerBuilder(
-            conn, local=conn.uri.startswith("docker+unix://"), automatic_args=AUTOMATIC_ARGS, timeout=timeout
-        )
-        stack.callback(docker.close)
-        return docker
-    local = _on_this_host(conn)
-    if conn.uri.startswith(("ssh://", "http+ssh://")):
-        tunnel = SshTunnel(conn.name, conn.uri, conn.identity, timeout)
+def connect(
+    conn: Connection,
+    stack: contextlib.ExitStack,
+    settings: EngineSettings | None = None,
+    *,
+    local: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ImageBuilder:
+    """A probed adapter for the node `conn` names, over ssh through a tunnel of imgfront's own.
+
+    `local` (by default: the address is a socket on this host) says this host's binfmt handlers apply to it.
+    Everything it opens closes with the stack, also when the probe fails.
+    """
+    from imgfront.engines.tunnel import SshTunnel
+
+    settings = settings or EngineSettings()
+    try:
+        kind = kind_for(conn.uri)
+    except UsageError as e:  # an address nodes.check_uri has not seen: CONTAINER_HOST, say
+        raise EngineError(f"{conn.name}: {e.message}", hint=e.hint) from None
+    scheme = scheme_of(conn.uri)
+    if local is None:
+        local = scheme in kind.local_schemes and not conn.is_machine
+    endpoint = kind.address(conn.uri)
+    if scheme.endswith("ssh"):
+        parts = urlsplit(endpoint)
+        remote = f"ssh://{parts.netloc}{parts.path or kind.ssh_socket or ''}"
+        tunnel = SshTunnel(conn.name, remote, conn.identity, settings.connect_timeout)
         stack.callback(tunnel.close)
-        conn = Connection(conn.name, tunnel.open(), source=conn.source)
-    builder = PodmanBuilder(conn, local=local, automatic_args=AUTOMATIC_ARGS)
+        endpoint = tunnel.open()
+    builder = kind.load()(conn, settings, endpoint=endpoint, local=local, automatic_args=AUTOMATIC_ARGS, env=env)
     stack.callback(builder.close)
+    builder.probe()
     return builder
 
 
 @contextlib.contextmanager
-def open_local(env: Mapping[str, str] = os.environ) -> Iterator[PodmanBuilder]:
+def connected(
+    conn: Connection,
+    settings: EngineSettings | None = None,
+    *,
+    local: bool | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[ImageBuilder]:
+    """`connect`, as a context manager that closes what it opened."""
+    with contextlib.ExitStack() as stack:
+        yield connect(conn, stack, settings, local=local, env=env)
+
+
+@contextlib.contextmanager
+def open_local(env: Mapping[str, str] = os.environ, settings: EngineSettings | None = None) -> Iterator[PodmanBuilder]:
     """The local podman: CONTAINER_HOST, the default sockets, the default connection, else a private service."""
+    from imgfront.engines.connections import Connection, local_candidates
+    from imgfront.engines.podman import PodmanBuilder
+    from imgfront.engines.service import PrivateService
+
     for conn in local_candidates(env):
         if _socket_missing(conn) and conn.source != "CONTAINER_HOST":
             continue
         with contextlib.ExitStack() as stack:
             try:
-                builder = connect(conn, stack)
-                assert isinstance(builder, PodmanBuilder)
+                builder = connect(conn, stack, settings)
+                if not isinstance(builder, PodmanBuilder):
+                    raise EngineError(f"{conn.name}: {conn.uri} is no podman service")
             except EngineError as e:
                 if conn.source == "CONTAINER_HOST":
                     hint = "unset CONTAINER_HOST to let imgfront start its own service"
@@ -84,16 +120,11 @@ def open_local(env: Mapping[str, str] = os.environ) -> Iterator[PodmanBuilder]:
     service = PrivateService()
     try:
         uri = service.start()
-        builder = PodmanBuilder(
-            Connection("local", uri, source="private service"),
-            local=True,
-            automatic_args=AUTOMATIC_ARGS,
-            service=service,
-        )
-        try:
-            yield builder
-        finally:
-            builder.close()
+        with contextlib.ExitStack() as stack:
+            private = connect(Connection("local", uri, source="private service"), stack, settings, local=True)
+            assert isinstance(private, PodmanBuilder)
+            private.service = service  # its steps are imgfront's to stop
+            yield private
     finally:
         service.stop()
 
@@ -102,19 +133,24 @@ DOCKER_SOCKET = "unix:///var/run/docker.sock"
 
 
 @contextlib.contextmanager
-def open_local_docker(env: Mapping[str, str] = os.environ) -> Iterator[DockerBuilder]:
+def open_local_docker(
+    env: Mapping[str, str] = os.environ, settings: EngineSettings | None = None
+) -> Iterator[ImageBuilder]:
     """The local Docker engine (`--engine docker`): DOCKER_HOST, else Docker's default socket."""
+    from imgfront.engines.connections import Connection
+
+    docker = kind_named("docker")
     uri = env.get("DOCKER_HOST") or DOCKER_SOCKET
-    conn = Connection("local", uri if uri.startswith("docker+") else f"docker+{uri}", source="DOCKER_HOST")
-    builder = DockerBuilder(conn, local=uri.startswith("unix://"), automatic_args=AUTOMATIC_ARGS, env=env)
-    try:
-        yield builder
-    finally:
-        builder.close()
+    if scheme_of(uri) not in docker.schemes:
+        uri = f"{docker.prefix}{uri}"
+    conn = Connection("local", uri, source="DOCKER_HOST")
+    with contextlib.ExitStack() as stack:
+        yield connect(conn, stack, settings, env=env)
 
 
-def open_engine(engine: str, env: Mapping[str, str] = os.environ) -> contextlib.AbstractContextManager[ImageBuilder]:
+def open_engine(
+    engine: str, env: Mapping[str, str] = os.environ, settings: EngineSettings | None = None
+) -> contextlib.AbstractContextManager[ImageBuilder]:
     """The local node for `--engine`: podman (the default) or Docker."""
-    if engine == "docker":
-        return open_local_docker(env)
-    return open_local(env)
+    opener: Callable[..., contextlib.AbstractContextManager[ImageBuilder]] = kind_named(engine).load_local()
+    return opener(env, settings)

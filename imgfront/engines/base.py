@@ -24,6 +24,7 @@ from imgfront.platforms import Platform
 
 if TYPE_CHECKING:
     from imgfront.engines.connections import Connection
+    from imgfront.engines.registry import EngineSettings
     from imgfront.model import Credentials
 
 
@@ -151,6 +152,26 @@ class ImageBuilder(abc.ABC):
     connection: Connection
     loads_oci = False  # whether import_image takes an oci-archive as well as a docker-archive
     can_hold_lists = True  # whether commit_list can keep a manifest list in the engine's storage
+    local: bool  # the engine runs on this host, so this host's binfmt handlers are its emulation
+
+    @abc.abstractmethod
+    def __init__(
+        self,
+        connection: Connection,
+        settings: EngineSettings | None = None,
+        *,
+        endpoint: str | None = None,
+        local: bool = False,
+        automatic_args: frozenset[str] = frozenset(),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """No I/O here: imgfront.engines.connect makes adapters, opens any tunnel (`endpoint` is then its local
+        socket) and calls probe(). `env` is where an engine's client settings (Docker's TLS) are read."""
+
+    def probe(self) -> None:  # noqa: B027  # not abstract: a fake has no server to ask
+        """Ask the server its version, refuse one imgfront cannot use (EngineError), and get ready for requests.
+
+        `connect` calls it once, before any other method; an engine with nothing to ask (a fake) keeps this."""
 
     @abc.abstractmethod
     def status(self) -> None:

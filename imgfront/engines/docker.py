@@ -10,7 +10,9 @@ manifest lists.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import http.client
 import re
 import threading
 import time
@@ -44,8 +46,8 @@ from imgfront.engines.base import (
 )
 from imgfront.engines.connections import Connection
 from imgfront.engines.docker_scratch import base_name, empty_image, read_containerfile, rewrite, with_containerfile
+from imgfront.engines.registry import EngineSettings
 from imgfront.engines.streams import parse_version, shut_down
-from imgfront.engines.tunnel import SshTunnel
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform
 from imgfront.registry import push_failure
@@ -55,12 +57,19 @@ if TYPE_CHECKING:
 
 MIN_SERVER = (20, 10)
 MIN_API = (1, 41)  # Docker 20.10's
-CONNECT_TIMEOUT = 10.0
 LOG_TAIL = 20
 CLEANUP_PASSES = 5
 UPLOAD_CHUNK = 1 << 20
-DEFAULT_SOCKET = "/var/run/docker.sock"
 PREFIX = "docker+"
+# What the Docker SDK, requests and the socket below them raise when a request cannot be made or read.
+TRANSPORT_ERRORS = (
+    docker.errors.DockerException,
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+    ValueError,
+)
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
@@ -157,9 +166,9 @@ class DockerBuilder(ImageBuilder):
     """One Docker engine at `unix:///path`, `ssh://[user@]host[:port][/socket]` or `tcp://host:port`.
 
     A `docker+` prefix on the URI is allowed. TCP uses TLS as the Docker CLI does, from DOCKER_TLS_VERIFY and
-    DOCKER_CERT_PATH; ssh goes through imgfront's own tunnel to the engine's socket (default
-    /var/run/docker.sock), so only sshd is needed on the host. `local` says the engine runs on this host, so
-    this host's binfmt handlers give its emulated platforms.
+    DOCKER_CERT_PATH; ssh goes through imgfront's own tunnel (opened by `connect`, which gives its socket as
+    `endpoint`), so only sshd is needed on the host. `local` says the engine runs on this host, so this host's
+    binfmt handlers give its emulated platforms.
     """
 
     driver = "docker"
@@ -168,15 +177,20 @@ class DockerBuilder(ImageBuilder):
     def __init__(
         self,
         connection: Connection,
+        settings: EngineSettings | None = None,
         *,
+        endpoint: str | None = None,
         local: bool = False,
         automatic_args: frozenset[str] = frozenset(),
         env: Mapping[str, str] | None = None,
-        timeout: float = CONNECT_TIMEOUT,
     ) -> None:
+        """No I/O: `connect` calls probe()."""
         self.name = connection.name
         self.connection = connection
+        self.settings = settings or EngineSettings()
         self.uri = connection.uri.removeprefix(PREFIX)
+        self.endpoint = (endpoint or connection.uri).removeprefix(PREFIX)
+        self._env = env
         self.local = local
         self._automatic_args = automatic_args
         self._info: NodeInfo | None = None
@@ -186,35 +200,44 @@ class DockerBuilder(ImageBuilder):
         self._leftovers: set[str] = set()
         self._bases_lock = threading.Lock()
         self._bases: set[Platform] = set()
-        self._tunnel: SshTunnel | None = None
-        try:
-            base_url, tls = self._endpoint(env, timeout)
-            self.server_version, self.api_version = self._probe(base_url, tls, timeout)
-            version = min(self.api_version, docker.constants.DEFAULT_DOCKER_API_VERSION, key=parse_version)
-            self.client: Any = self._client(base_url, tls, version, None)
-            self._quick: Any = self._client(base_url, tls, version, timeout)
-        except BaseException:
-            self._close_tunnel()
-            raise
-        self.client.hooks["response"].append(self._capture)
+        self.server_version = self.api_version = ""
+        self._clients: tuple[Any, Any] | None = None
 
     # -- connecting -------------------------------------------------------------------------------
 
-    def _endpoint(self, env: Mapping[str, str] | None, timeout: float) -> tuple[str, Any]:
-        parts = urlsplit(self.uri)
+    @property
+    def client(self) -> Any:
+        """For builds, pushes and transfers: no timeout but the build's idle timeout."""
+        return self._connected()[0]
+
+    @property
+    def _quick(self) -> Any:
+        """For short requests: the connect timeout."""
+        return self._connected()[1]
+
+    def _connected(self) -> tuple[Any, Any]:
+        if self._clients is None:
+            raise EngineError(f"{self.name}: not connected (imgfront.engines.connect probes a node first)")
+        return self._clients
+
+    def probe(self) -> None:
+        timeout = self.settings.connect_timeout
+        base_url, tls = self._endpoint()
+        self.server_version, self.api_version = self._probe(base_url, tls, timeout)
+        version = min(self.api_version, docker.constants.DEFAULT_DOCKER_API_VERSION, key=parse_version)
+        client = self._client(base_url, tls, version, None)
+        client.hooks["response"].append(self._capture)
+        self._clients = (client, self._client(base_url, tls, version, timeout))
+
+    def _endpoint(self) -> tuple[str, Any]:
+        parts = urlsplit(self.endpoint)
         if parts.scheme == "unix":
-            return self.uri, False
+            return self.endpoint, False
         if parts.scheme == "tcp":
             if not parts.hostname:
                 raise EngineError(f"{self.name}: {self.uri} names no host")
             # As the SDK and the CLI do: TLS when DOCKER_TLS_VERIFY or DOCKER_CERT_PATH is set.
-            return self.uri, docker.utils.kwargs_from_env(environment=env).get("tls", False)
-        if parts.scheme == "ssh":
-            if not parts.hostname:
-                raise EngineError(f"{self.name}: {self.uri} names no host")
-            remote = f"ssh://{parts.netloc}{parts.path or DEFAULT_SOCKET}"
-            self._tunnel = SshTunnel(self.name, remote, self.connection.identity, timeout)
-            return self._tunnel.open(), False
+            return self.endpoint, docker.utils.kwargs_from_env(environment=self._env).get("tls", False)
         raise EngineError(
             f"{self.name}: {self.uri} is no Docker engine address",
             hint="use docker+unix:///path/docker.sock, docker+ssh://[user@]host or docker+tcp://host:2376",
@@ -234,8 +257,10 @@ class DockerBuilder(ImageBuilder):
         probe = self._client(base_url, tls, ".".join(map(str, MIN_API)), timeout)
         try:
             data = probe.version(api_version=False)
-        except (requests.RequestException, docker.errors.DockerException, OSError) as e:
-            raise EngineError(f"{self.name}: no Docker engine answers at {self.uri} ({e})") from e
+        except TRANSPORT_ERRORS as e:
+            raise EngineError(
+                f"{self.name}: no Docker engine answers at {self.uri} ({_timed_out(e, timeout) or e})"
+            ) from e
         finally:
             probe.close()
         components = {str(c.get("Name")) for c in data.get("Components") or []}
@@ -256,7 +281,7 @@ class DockerBuilder(ImageBuilder):
     def status(self) -> None:
         try:
             self._quick.ping()
-        except (requests.RequestException, docker.errors.DockerException) as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: Docker engine at {self.uri} does not answer: {e}") from e
 
     def info(self) -> NodeInfo:
@@ -335,8 +360,8 @@ class DockerBuilder(ImageBuilder):
     def _server_time(self) -> datetime.datetime | None:
         """The engine's own clock (its /info SystemTime), to tell images this build made from cached ones."""
         try:
-            return parse_time(str(self._quick.info().get("SystemTime", "")))
-        except (docker.errors.APIError, requests.RequestException):
+            return parse_time(str(self._call(self._quick.info, "info").get("SystemTime", "")))
+        except EngineError:
             return None
 
     def _upload_for(self, request: BuildRequest, events: BuildEvents, where: str) -> _Upload:
@@ -387,7 +412,7 @@ class DockerBuilder(ImageBuilder):
                 for message in self.client.pull(ref, platform=str(platform), stream=True, decode=True):
                     if isinstance(message, dict) and message.get("error"):
                         raise PlatformBuildError(f"{where}: pulling {ref}: {str(message['error']).strip()}")
-            except (docker.errors.APIError, requests.RequestException) as e:
+            except TRANSPORT_ERRORS as e:
                 raise PlatformBuildError(f"{where}: pulling {ref}: {getattr(e, 'explanation', '') or e}") from e
 
     def _build_once(
@@ -417,8 +442,9 @@ class DockerBuilder(ImageBuilder):
                 rm=True,
                 forcerm=True,  # a failed step's container goes too
                 decode=True,
+                timeout=(self.settings.connect_timeout, self.settings.idle_timeout),
             )
-        except (_Cancelled, requests.RequestException, docker.errors.DockerException, OSError) as e:
+        except (_Cancelled, *TRANSPORT_ERRORS) as e:
             if cancel.cancelled:
                 raise Cancelled(f"{where}: cancelled") from e
             if isinstance(e, requests.ConnectionError):
@@ -450,9 +476,12 @@ class DockerBuilder(ImageBuilder):
             if cancel.cancelled:
                 raise Cancelled(f"{where}: cancelled", tuple(log.tail)) from e
             raise PlatformBuildError(f"{where}: the engine refused the build: {e.explanation or e}") from e
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+        except TRANSPORT_ERRORS as e:
             if cancel.cancelled:
                 raise Cancelled(f"{where}: cancelled", tuple(log.tail)) from e
+            idle = self.settings.idle_timeout
+            if idle is not None and _timed_out(e, idle):
+                raise NodeLost(f"{where}: no word from the build for {idle:.0f} s", tuple(log.tail)) from e
             raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(log.tail)) from e
         finally:
             forget()
@@ -506,6 +535,8 @@ class DockerBuilder(ImageBuilder):
                     except docker.errors.APIError as e:
                         if e.status_code != 409:  # 409: Docker is removing it already
                             raise EngineError(f"{self.name}: removing build container {container[:12]}: {e}") from e
+                    except TRANSPORT_ERRORS as e:
+                        raise EngineError(f"{self.name}: removing build container {container[:12]}: {e}") from e
             time.sleep(0.5 * (attempt + 1))
         return (f"{self.name}: build container(s) {', '.join(c[:12] for c in left)} could not be removed",)
 
@@ -514,7 +545,7 @@ class DockerBuilder(ImageBuilder):
             return str(self._quick.inspect_container(short)["Id"])
         except docker.errors.NotFound:
             return None
-        except (docker.errors.APIError, requests.RequestException) as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: inspecting build container {short}: {e}") from e
 
     # -- images -----------------------------------------------------------------------------------
@@ -524,7 +555,7 @@ class DockerBuilder(ImageBuilder):
             data = self._quick.inspect_image(ref)
         except docker.errors.NotFound:
             return None
-        except (docker.errors.APIError, requests.RequestException) as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: inspecting {ref}: {e}") from e
         digests = data.get("RepoDigests") or []
         return ImageInfo(
@@ -542,14 +573,14 @@ class DockerBuilder(ImageBuilder):
         """`GET /images/{id}/get`: a docker-archive, streamed (Docker 20.10 writes no other format)."""
         try:
             yield from self.client.get_image(image_id, chunk_size=UPLOAD_CHUNK)
-        except (docker.errors.APIError, requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: export of {image_id[:12]} failed: {e}") from e
 
     def import_image(self, chunks: Iterator[bytes]) -> str:
         """`POST /images/load`, streamed; the id of the (first) image loaded, as bare hex."""
         try:
             messages = [m for m in self.client.load_image(chunks, quiet=True) if isinstance(m, dict)]
-        except (docker.errors.APIError, requests.RequestException, urllib3.exceptions.HTTPError) as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: import failed: {e}") from e
         for message in messages:
             if message.get("error"):
@@ -582,7 +613,7 @@ class DockerBuilder(ImageBuilder):
         except docker.errors.APIError as e:
             if not (e.status_code == 409 and "dependent child images" in str(e.explanation)):
                 raise EngineError(f"{self.name}: removing {ref[:19]} failed: {e.explanation or e}") from e
-        except requests.RequestException as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: removing {ref[:19]} failed: {e}") from e
 
     def _tags(self, image_id: str) -> list[str] | None:
@@ -590,7 +621,7 @@ class DockerBuilder(ImageBuilder):
             return list(self._quick.inspect_image(image_id).get("RepoTags") or [])
         except docker.errors.NotFound:
             return None
-        except (docker.errors.APIError, requests.RequestException) as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: inspecting {image_id[:19]}: {e}") from e
 
     def prune(self) -> None:
@@ -643,7 +674,7 @@ class DockerBuilder(ImageBuilder):
                     cause = message.get("error") or message["errorDetail"].get("message", "")
                     raise push_failure(target, self.name, str(cause), secrets)
                 digest = str((message.get("aux") or {}).get("Digest") or digest)
-        except (docker.errors.APIError, requests.RequestException) as e:
+        except TRANSPORT_ERRORS as e:
             raise push_failure(target, self.name, str(getattr(e, "explanation", "") or e), secrets) from None
         if not digest.startswith("sha256:"):
             raise EngineError(f"{platform}@{self.name}: Docker pushed {target} but named no digest")
@@ -652,21 +683,17 @@ class DockerBuilder(ImageBuilder):
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        """A request through the SDK: what the SDK or the transport raises becomes an EngineError naming `what`."""
         try:
             return fn()
-        except (docker.errors.APIError, requests.RequestException) as e:
+        except TRANSPORT_ERRORS as e:
             raise EngineError(f"{self.name}: {what}: {e}") from e
 
-    def _close_tunnel(self) -> None:
-        if self._tunnel is not None:
-            self._tunnel.close()
-            self._tunnel = None
-
     def close(self) -> None:
-        for client in (getattr(self, "client", None), getattr(self, "_quick", None)):
-            if client is not None:
+        clients, self._clients = self._clients, None
+        for client in clients or ():
+            with contextlib.suppress(*TRANSPORT_ERRORS):
                 client.close()
-        self._close_tunnel()
 
 
 def _keeping_verify(merge: Callable[..., dict[str, Any]], ca_cert: str) -> Callable[..., dict[str, Any]]:
@@ -697,6 +724,16 @@ def _upload(tar: Path, cancel: Cancellation, end: int | None = None, tail: bytes
 
 def _nothing() -> None:
     pass
+
+
+def _timed_out(error: BaseException, seconds: float) -> str:
+    """ "did not answer within N s" when the error (or one it came from) is a timeout, else ""."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (TimeoutError, requests.Timeout, urllib3.exceptions.TimeoutError)):
+            return f"did not answer within {seconds:g} s"
+        cause = cause.__cause__ or cause.__context__
+    return f"did not answer within {seconds:g} s" if "timed out" in str(error) else ""
 
 
 __all__ = ["CLASH_HINT", "WRONG_PLATFORM_HINT", "BuildLog", "DockerBuilder", "bare_id", "new_enough"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import http.client
 import json
 import os
 import re
@@ -12,14 +13,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import podman
 import requests
+import urllib3.exceptions
 from podman.api.client import APIResponse
-from podman.errors import APIError, PodmanError
+from podman.errors import APIError, DockerException, PodmanError
 
 from imgfront.emulation.qemu import emulated_besides
 from imgfront.engines.base import (
@@ -37,6 +39,7 @@ from imgfront.engines.base import (
 )
 from imgfront.engines.connections import Connection
 from imgfront.engines.listforms import assumed_list, stored_list
+from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
@@ -48,7 +51,6 @@ if TYPE_CHECKING:
 
 MIN_SERVER = (4, 3, 0)
 DIGEST_FILTER_SINCE = (4, 6, 0)  # where repo@digest stopped finding a list's untagged instances
-CONNECT_TIMEOUT = 10.0
 LOG_TAIL = 20
 # Seconds to wait after a cancel for podman to end the cancelled builds: imgfront's private service, whose
 # steps it kills, ends them in well under a second; a shared service finishes its running step first.
@@ -59,6 +61,15 @@ _STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 _CACHE_HIT = re.compile(r"^--> Using cache ([0-9a-f]{64})$")
 _UNCONSUMED = re.compile(r"one or more build args were not consumed: \[(.*)\]")
+# What podman-py, requests and the socket below them raise when a request cannot be made or read.
+TRANSPORT_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    DockerException,
+    OSError,
+    ValueError,
+)
 
 
 def _q(ref: str) -> str:
@@ -74,27 +85,31 @@ class PodmanBuilder(ImageBuilder):
     def __init__(
         self,
         connection: Connection,
+        settings: EngineSettings | None = None,
         *,
+        endpoint: str | None = None,
         local: bool = False,
         automatic_args: frozenset[str] = frozenset(),
-        service: PrivateService | None = None,
+        env: Mapping[str, str] | None = None,  # Docker's TLS settings; podman reads none
     ):
+        """No I/O: `connect` calls probe(). `endpoint` is what to dial (an ssh tunnel's socket), if not the URI."""
         self.name = connection.name
         self.connection = connection
+        self.endpoint = endpoint or connection.uri
+        self.settings = settings or EngineSettings()
         self.local = local
         self._automatic_args = automatic_args
         self._info: NodeInfo | None = None
-        self.service = service
-        self.idle_timeout: float | None = None  # seconds a build stream may stay silent; None: no limit
+        self.service: PrivateService | None = None  # imgfront's own service, whose steps it may stop
         self._lock = threading.Lock()
         self._containers_before: set[str] | None = None
-        self.server_version, self.api_version = self._probe()
-        self.client = self._client(self.api_version, timeout=None)
+        self.server_version = self.api_version = ""
+        self._client_now: podman.PodmanClient | None = None
 
     # -- connecting -------------------------------------------------------------------------------
 
     def _client(self, version: str, timeout: float | None) -> podman.PodmanClient:
-        kwargs: dict[str, Any] = {"base_url": self.connection.uri, "version": version}
+        kwargs: dict[str, Any] = {"base_url": self.endpoint, "version": version}
         if self.connection.identity:
             kwargs["identity"] = self.connection.identity
         if timeout is not None:
@@ -104,16 +119,29 @@ class PodmanBuilder(ImageBuilder):
         except (ValueError, PodmanError) as e:
             raise EngineError(f"{self.name}: cannot use {self.connection.uri}: {e}") from e
 
-    def _probe(self) -> tuple[str, str]:
+    @property
+    def client(self) -> podman.PodmanClient:
+        if self._client_now is None:
+            raise EngineError(f"{self.name}: not connected (imgfront.engines.connect probes a node first)")
+        return self._client_now
+
+    def probe(self) -> None:
         """Ask the server its version, then refuse a server older than the oldest supported.
 
         /_ping answers in a millisecond with the versions in its headers; /version takes half a second.
         """
-        with self._client("4.0.0", timeout=CONNECT_TIMEOUT) as probe:
+        self.server_version, self.api_version = self._versions()
+        self._client_now = self._client(self.api_version, timeout=None)
+
+    def _versions(self) -> tuple[str, str]:
+        timeout = self.settings.connect_timeout
+        with self._client("4.0.0", timeout=timeout) as probe:
             try:
                 headers = probe.api.get("/_ping").headers
-            except (requests.RequestException, PodmanError, OSError) as e:
-                raise EngineError(f"{self.name}: no podman service answers at {self.connection.uri} ({e})") from e
+            except TRANSPORT_ERRORS as e:
+                raise EngineError(
+                    f"{self.name}: no podman service answers at {self.connection.uri} ({_timed_out(e, timeout) or e})"
+                ) from e
         api = headers.get("Libpod-Api-Version")
         if not api:
             raise EngineError(
@@ -131,10 +159,11 @@ class PodmanBuilder(ImageBuilder):
         return version, api
 
     def status(self) -> None:
-        try:
-            self.client.api.get("/_ping", timeout=CONNECT_TIMEOUT).raise_for_status()
-        except (requests.RequestException, PodmanError) as e:
-            raise EngineError(f"{self.name}: podman service at {self.connection.uri} does not answer: {e}") from e
+        response = self._call("get", "/_ping", "ping", timeout=self.settings.connect_timeout)
+        if response.status_code >= 400:
+            raise EngineError(
+                f"{self.name}: podman service at {self.connection.uri} does not answer: {_error_text(response)}"
+            )
 
     def host_details(self) -> dict[str, Any]:
         """The server's /info (slow: it measures storage), for doctor and for nodes on other hosts."""
@@ -190,8 +219,8 @@ class PodmanBuilder(ImageBuilder):
     def _server_time(self) -> datetime.datetime | None:
         """The node's own clock, from an answer's Date header, one second late so that it errs on "not ours"."""
         try:
-            response = self.client.api.get("/_ping", timeout=CONNECT_TIMEOUT)
-        except (requests.RequestException, PodmanError):
+            response = self._call("get", "/_ping", "ping", timeout=self.settings.connect_timeout)
+        except EngineError:
             return None
         now = parse_time(response.headers.get("Date"))
         return now + datetime.timedelta(seconds=1) if now else None
@@ -225,15 +254,17 @@ class PodmanBuilder(ImageBuilder):
             try:
                 self._remember_containers()
                 started = self._server_time()
-                response = self.client.api.post(
+                response = self._call(
+                    "post",
                     "/build",
+                    "build",
                     params=params,
                     data=body,
                     stream=True,
                     headers={"Content-Type": "application/x-tar"},
-                    timeout=(CONNECT_TIMEOUT, self.idle_timeout) if self.idle_timeout else (CONNECT_TIMEOUT, None),
+                    timeout=(self.settings.connect_timeout, self.settings.idle_timeout),
                 )
-            except (requests.RequestException, PodmanError, EngineError) as e:
+            except EngineError as e:
                 if cancel.cancelled:
                     raise Cancelled(f"{where}: cancelled") from e
                 raise NodeLost(f"{where}: could not start the build: {e}") from e
@@ -258,15 +289,12 @@ class PodmanBuilder(ImageBuilder):
                         if step:
                             events.step(int(step[1]), int(step[2]), step[3])
                         events.log(line)
-            except requests.exceptions.ConnectionError as e:
+            except TRANSPORT_ERRORS as e:
                 if cancel.cancelled:
                     raise Cancelled(f"{where}: cancelled", tuple(tail)) from e
-                if isinstance(e.__context__, TimeoutError) or "timed out" in str(e):
-                    raise NodeLost(f"{where}: no word from the build for {self.idle_timeout:.0f} s", tuple(tail)) from e
-                raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
-            except (requests.RequestException, OSError, ValueError) as e:
-                if cancel.cancelled:
-                    raise Cancelled(f"{where}: cancelled", tuple(tail)) from e
+                idle = self.settings.idle_timeout
+                if idle is not None and _timed_out(e, idle):
+                    raise NodeLost(f"{where}: no word from the build for {idle:.0f} s", tuple(tail)) from e
                 raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
             finally:
                 forget()
@@ -358,35 +386,40 @@ class PodmanBuilder(ImageBuilder):
 
     def export_image(self, image_id: str, oci: bool = False) -> Iterator[bytes]:
         archive = "oci-archive" if oci else "docker-archive"
-        response = self.client.api.get(f"/images/{_q(image_id)}/get", params={"format": archive}, stream=True)
-        _raise(response, f"{self.name}: export of {image_id}")
+        what = f"export of {image_id}"
+        response = self._call("get", f"/images/{_q(image_id)}/get", what, params={"format": archive}, stream=True)
+        _raise(response, f"{self.name}: {what}")
         try:
-            yield from response.iter_content(chunk_size=1 << 20)
+            with self._translated(what):
+                yield from response.iter_content(chunk_size=1 << 20)
         finally:
             response.close()
 
     def import_image(self, chunks: Iterator[bytes]) -> str:
-        response = self.client.api.post(
+        response = self._call(
+            "post",
             "/images/load",
-            data=chunks,  # type: ignore[arg-type]
+            "import",
+            data=chunks,
             headers={"Content-Type": "application/x-tar"},
         )
         _raise(response, f"{self.name}: import")
-        names = response.json().get("Names") or []
+        names = self._fields(response, "import").get("Names") or []
         return str(names[0]).removeprefix("sha256:") if names else ""
 
     def remove_image(self, ref: str, force: bool = False) -> None:
-        response = self.client.api.delete(f"/images/{_q(ref)}", params={"force": force})
+        response = self._call("delete", f"/images/{_q(ref)}", f"removing {ref}", params={"force": force})
         if response.status_code != 404:
             _raise(response, f"{self.name}: removing {ref}")
 
     def prune(self) -> None:
-        _raise(self.client.api.post("/images/prune"), f"{self.name}: prune")
+        _raise(self._call("post", "/images/prune", "prune"), f"{self.name}: prune")
 
     def tag(self, image_id: str, name: str) -> None:
         repo, _, tag = name.rpartition(":")
-        response = self.client.api.post(f"/images/{_q(image_id)}/tag", params={"repo": repo, "tag": tag})
-        _raise(response, f"{self.name}: tagging {name}")
+        what = f"tagging {name}"
+        response = self._call("post", f"/images/{_q(image_id)}/tag", what, params={"repo": repo, "tag": tag})
+        _raise(response, f"{self.name}: {what}")
 
     def tag_image(self, image_id: str, name: str) -> None:
         self.tag(image_id, name)
@@ -434,18 +467,16 @@ class PodmanBuilder(ImageBuilder):
         }
         if "variant" in spec:
             params["Variant"] = spec["variant"]
-        try:
-            response = self.client.api.post("/images/pull", params=params, stream=True)
-        except (requests.RequestException, PodmanError) as e:
-            raise EngineError(f"{where}: pull failed: {e}") from e
+        response = self._call("post", "/images/pull", f"pulling {ref}", params=params, stream=True)
         image_id, errors = "", []
         try:
             if response.status_code >= 400:
                 raise EngineError(f"{where}: pull failed: {_error_text(response)}")
-            for message in _messages(response):
-                if message.get("error"):
-                    errors.append(str(message["error"]).strip())
-                image_id = str(message.get("id") or image_id)
+            with self._translated(f"pulling {ref}"):
+                for message in _messages(response):
+                    if message.get("error"):
+                        errors.append(str(message["error"]).strip())
+                    image_id = str(message.get("id") or image_id)
         finally:
             response.close()
         image = self.inspect_image(image_id) if image_id and not errors else None
@@ -456,10 +487,11 @@ class PodmanBuilder(ImageBuilder):
         return _config_digest(image)
 
     def _exists(self, path: str) -> bool:
-        try:
-            return bool(self.client.api.get(path).status_code == 204)
-        except (requests.RequestException, PodmanError) as e:
-            raise EngineError(f"{self.name}: {e}") from e
+        response = self._call("get", path, path)
+        if response.status_code == 404:
+            return False
+        _raise(response, f"{self.name}: {path}")
+        return True
 
     # -- manifest lists ---------------------------------------------------------------------------
 
@@ -495,11 +527,12 @@ class PodmanBuilder(ImageBuilder):
 
     def inspect_list(self, name: str) -> ListInfo | None:
         """A local list, with the digest storage holds for it (see listforms), not a hash of the API's view."""
-        response = self.client.api.get(f"/manifests/{_q(name)}/json")
+        what = f"inspecting list {name}"
+        response = self._call("get", f"/manifests/{_q(name)}/json", what)
         if response.status_code == 404:
             return None
-        _raise(response, f"{self.name}: inspecting list {name}")
-        data = response.json()
+        _raise(response, f"{self.name}: {what}")
+        data = self._fields(response, what)
         if "manifests" not in data:
             return None  # a plain image by that name, not a list
         digests = tuple(str(m["digest"]) for m in data["manifests"])
@@ -530,17 +563,16 @@ class PodmanBuilder(ImageBuilder):
         """A list's storage id when the listing fails: 4.3 cannot inspect lists, but an empty annotate answers."""
         if not digests:
             return ""
-        response = self.client.api.put(
-            f"/manifests/{_q(name)}", data=json.dumps({"operation": "annotate", "images": [digests[0]]})
-        )
+        body = json.dumps({"operation": "annotate", "images": [digests[0]]})
+        response = self._call("put", f"/manifests/{_q(name)}", f"inspecting list {name}", data=body)
         if response.status_code >= 400:
             return ""
-        return str(response.json().get("Id", ""))
+        return str(self._fields(response, f"inspecting list {name}").get("Id", ""))
 
     def create_list(self, instances: Sequence[ListInstance]) -> ListInfo:
         """Make the list under a temporary name of imgfront's own; no name a user gave moves yet."""
         temporary = f"localhost/imgfront-tmp-{uuid.uuid4().hex[:16]}:list"
-        created = self.client.api.post(f"/manifests/{_q(temporary)}")
+        created = self._call("post", f"/manifests/{_q(temporary)}", "creating list")
         _raise(created, f"{self.name}: creating list")
         try:
             for instance in instances:
@@ -552,8 +584,9 @@ class PodmanBuilder(ImageBuilder):
                     "arch": spec["architecture"],
                     "variant": spec.get("variant", ""),
                 }
-                response = self.client.api.put(f"/manifests/{_q(temporary)}", data=json.dumps(body))
-                _raise(response, f"{self.name}: adding {instance.platform} to the list")
+                what = f"adding {instance.platform} to the list"
+                response = self._call("put", f"/manifests/{_q(temporary)}", what, data=json.dumps(body))
+                _raise(response, f"{self.name}: {what}")
             info = self.inspect_list(temporary)
             if info is None:
                 raise EngineError(f"{self.name}: the list {temporary} vanished after it was made")
@@ -581,7 +614,7 @@ class PodmanBuilder(ImageBuilder):
 
     def _drop_list_name(self, name: str) -> None:
         """Remove a list by name: podman only untags it while the list has other names."""
-        _raise(self.client.api.delete(f"/manifests/{_q(name)}"), f"{self.name}: removing {name}")
+        _raise(self._call("delete", f"/manifests/{_q(name)}", f"removing {name}"), f"{self.name}: removing {name}")
 
     def _remove_if_nameless(self, list_id: str) -> None:
         """Remove a list that lost its last name, and keep one that still has others.
@@ -601,9 +634,9 @@ class PodmanBuilder(ImageBuilder):
     ) -> APIResponse:
         headers = {"X-Registry-Auth": credentials.header(destination.split("/", 1)[0])} if credentials else {}
         try:
-            response = self.client.api.post(path, params=params, headers=headers)
-        except (requests.RequestException, PodmanError) as e:
-            raise push_failure(destination, self.name, f"lost the connection: {e}") from None
+            response = self._call("post", path, f"pushing {destination}", params=params, headers=headers)
+        except EngineError as e:
+            raise push_failure(destination, self.name, f"lost the connection: {e.__cause__}") from None
         if response.status_code >= 400:
             secrets = credentials.secrets if credentials else ()
             body = _json_or_none(response)
@@ -649,17 +682,40 @@ class PodmanBuilder(ImageBuilder):
 
     def _json_params(self, method: str, path: str, params: dict[str, Any] | None, missing_ok: bool = False) -> Any:
         """A call whose transport failures (a service gone, say) are EngineErrors like its error answers."""
-        try:
-            response = getattr(self.client.api, method)(path, params=params)
-        except (requests.RequestException, PodmanError) as e:
-            raise EngineError(f"{self.name}: {e}") from e
+        response = self._call(method, path, path, params=params)
         if missing_ok and response.status_code == 404:
             return None
         _raise(response, f"{self.name}: {path}")
-        return response.json()
+        return self._body(response, path)
+
+    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> APIResponse:
+        """Every request to the service goes through here: what the transport or podman-py raises becomes an
+        EngineError naming the node and `what`; an error answer is the caller's to read."""
+        with self._translated(what):
+            response: APIResponse = getattr(self.client.api, method)(path, **kwargs)
+        return response
+
+    @contextlib.contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except TRANSPORT_ERRORS as e:
+            raise EngineError(f"{self.name}: {what}: {e}") from e
+
+    def _body(self, response: APIResponse, what: str) -> Any:
+        with self._translated(what):
+            return response.json()
+
+    def _fields(self, response: APIResponse, what: str) -> dict[str, Any]:
+        body = self._body(response, what)
+        if not isinstance(body, dict):
+            raise EngineError(f"{self.name}: {what}: the service answered {str(body)[:80]!r}")
+        return body
 
     def close(self) -> None:
-        self.client.close()
+        if self._client_now is not None:
+            self._client_now.close()
+            self._client_now = None
 
 
 def _messages(response: APIResponse) -> Iterator[dict[str, Any]]:
@@ -699,6 +755,16 @@ def _config_digest(image: ImageInfo) -> str:
 
 def _platform_text(image: ImageInfo | None) -> str:
     return "/".join(p for p in (image.os, image.architecture, image.variant) if p) if image else "nothing"
+
+
+def _timed_out(error: BaseException, seconds: float) -> str:
+    """ "did not answer within N s" when the error (or one it came from) is a timeout, else ""."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (TimeoutError, requests.Timeout, urllib3.exceptions.TimeoutError)):
+            return f"did not answer within {seconds:g} s"
+        cause = cause.__cause__ or cause.__context__
+    return f"did not answer within {seconds:g} s" if "timed out" in str(error) else ""
 
 
 def _raise(response: APIResponse, what: str) -> None:

@@ -8,6 +8,7 @@ platform; imgfront builds such stages on an empty base of the platform, which th
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import json
 import tarfile
@@ -24,11 +25,10 @@ from imgfront.build import automatic_args
 from imgfront.context import find_containerfile, pack
 from imgfront.emulation.probe import probe_node
 from imgfront.emulation.qemu import emulated_platforms
-from imgfront.engines import AUTOMATIC_ARGS
+from imgfront.engines import connect, connected
 from imgfront.engines.base import BuildReport, BuildRequest, Cancellation
 from imgfront.engines.connections import Connection
 from imgfront.engines.docker import CLASH_HINT, DockerBuilder
-from imgfront.engines.podman import PodmanBuilder
 from imgfront.errors import EngineError, PlatformBuildError
 from imgfront.lists import LocalListBuilder
 from imgfront.platforms import Platform, host_platform
@@ -43,7 +43,7 @@ BASE = DOCKER_BUSYBOX_CONTAINERFILE
 
 @pytest.fixture
 def docker_node(dockerd) -> Iterator[DockerBuilder]:
-    with DockerBuilder(Connection("docker", f"docker+{dockerd.url}"), local=True, automatic_args=AUTOMATIC_ARGS) as b:
+    with connected(Connection("docker", f"docker+{dockerd.url}")) as b:
         yield b
 
 
@@ -151,13 +151,13 @@ def test_mixed_farm_brings_docker_results_home_into_a_podman_list(
 ) -> None:
     context = make_context(BASE + "ARG TARGETARCH\nRUN echo mixed-$TARGETARCH > /m\n")
     reports = [docker_node.build(request_for(context, tmp_path, p), Recorder(), Cancellation()) for p in (AMD64, ARM64)]
-    with PodmanBuilder(Connection("local", podman_node.url), local=True) as podman:
+    with connected(Connection("local", podman_node.url), local=True) as podman:
         lists = LocalListBuilder(podman, {"docker": docker_node, "local": podman}, note=lambda _: None)
         home = [lists.bring_home(r) for r in reports]
         for report in home:
             image = podman.inspect_image(report.image_id)  # the same id: Docker's id is its config's digest
             assert image is not None and image.architecture == report.platform.arch.value
-        made = lists.build(["localhost/docker-mixed:1"], home)
+        made = lists.publish(lists.stage(home), ["localhost/docker-mixed:1"])
     listed = json.loads(podman_node.podman("manifest", "inspect", "localhost/docker-mixed:1").stdout)
     assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
     assert made.instances == tuple(m["digest"] for m in listed["manifests"])
@@ -310,20 +310,15 @@ def any_docker_node(
     if request.param == "ssh":
         sshd = request.getfixturevalue("sshd")
         monkeypatch.setenv("IMGFRONT_SSH_CONFIG", str(sshd.ssh_config))
-        node = DockerBuilder(
-            Connection("docker", f"docker+{sshd.uri(dockerd.socket)}", identity=str(sshd.identity)),
-            automatic_args=AUTOMATIC_ARGS,
-        )
+        connection = Connection("docker", f"docker+{sshd.uri(dockerd.socket)}", identity=str(sshd.identity))
+        env = None
     else:
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())  # which must not replace the engine's CA
-        node = DockerBuilder(
-            Connection("docker", f"docker+{dockerd.tls_url}"), automatic_args=AUTOMATIC_ARGS, env=dockerd.tls_env
-        )
-    try:
-        assert node.server_version.startswith("20.10")
+        connection, env = Connection("docker", f"docker+{dockerd.tls_url}"), dockerd.tls_env
+    with contextlib.ExitStack() as stack:
+        node = connect(connection, stack, env=env)
+        assert isinstance(node, DockerBuilder) and node.server_version.startswith("20.10")
         yield node
-    finally:
-        node.close()
 
 
 def test_cancel_stops_the_step_and_leaves_no_container_of_its_own(
@@ -372,7 +367,7 @@ def test_cancel_stops_the_step_and_leaves_no_container_of_its_own(
 
 def test_tcp_without_the_client_certificate_is_refused(dockerd) -> None:
     with pytest.raises(EngineError) as refused:
-        DockerBuilder(Connection("tls", f"docker+{dockerd.tls_url}"), env={"DOCKER_TLS_VERIFY": ""})
+        connected(Connection("tls", f"docker+{dockerd.tls_url}"), env={"DOCKER_TLS_VERIFY": ""}).__enter__()
     assert refused.value.message.startswith(f"tls: no Docker engine answers at {dockerd.tls_url}")
 
 
@@ -385,7 +380,7 @@ def test_probe_finds_docker_nodes_platforms(
         for p in map(Platform.parse, ("linux/s390x", "linux/ppc64le", "linux/riscv64"))
         if p not in emulated_platforms()
     )
-    with DockerBuilder(Connection("remote-docker", dockerd.url)) as node:  # not local: info cannot say
+    with connected(Connection("remote-docker", f"docker+{dockerd.url}"), local=False) as node:  # info cannot say
         assert node.info().emulated == ()
         assert probe_node(node, [AMD64, ARM64, unregistered], "docker-node") == {AMD64, ARM64}
 
@@ -421,7 +416,7 @@ def test_import_gives_back_the_image_id_from_docker_and_from_podman(
     podman_context = make_context("FROM scratch\nCOPY busybox-arm64 /bin/busybox\n")
     built = podman_node.podman("build", "-q", "--platform", "linux/arm64", podman_context)
     podman_id = built.stdout.strip().splitlines()[-1]
-    with PodmanBuilder(Connection("local", podman_node.url), local=True) as podman:
+    with connected(Connection("local", podman_node.url), local=True) as podman:
         loaded = docker_node.import_image(podman.export_image(podman_id))
     image = docker_node.inspect_image(loaded)
     assert loaded == podman_id.removeprefix("sha256:")
@@ -532,3 +527,63 @@ def oci_layout_images(layout: Path) -> dict[str, tuple[dict[str, object], dict[s
                         files[member.name] = inner.extractfile(member).read()
         found[str(config["architecture"])] = (config, files)
     return found
+
+
+def test_silent_build_past_the_idle_timeout_loses_its_docker_node(
+    podman_node, dockerd, make_context, run_imgfront
+) -> None:
+    """--idle-timeout reaches Docker nodes as it reaches podman's (test_farm's twin of this test)."""
+    result = run_imgfront(
+        [
+            "build",
+            "--no-local",
+            "--platform",
+            str(host_platform()),
+            "--node",
+            f"docker+{dockerd.url}?name=d",
+            "--idle-timeout",
+            "2",
+            "-t",
+            "localhost/idle-docker:1",
+            make_context(BASE + "RUN sleep 15\n"),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 1
+    assert "no word from the build for 2 s" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_connect_timeout_reaches_a_docker_node_given_on_the_command_line(
+    podman_node, make_context, run_imgfront, tmp_path: Path
+) -> None:
+    """--connect-timeout 1 against a socket that accepts and never answers: the node is left out, named."""
+    import socket
+
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(str(tmp_path / "silent.sock"))
+    silent.listen(4)  # the kernel accepts; nobody ever reads or answers
+    try:
+        result = run_imgfront(
+            [
+                "build",
+                "--no-local",
+                "--node",
+                f"docker+unix://{tmp_path / 'silent.sock'}?name=mute",
+                "--node",
+                f"unix://{tmp_path / 'silent.sock'}?name=mute-podman",
+                "--connect-timeout",
+                "1",
+                "-t",
+                "localhost/mute:1",
+                make_context(BASE),
+            ],
+            podman_node.env,
+        )
+    finally:
+        silent.close()
+    assert result.returncode == 1
+    assert "node mute is left out: mute: no Docker engine answers" in result.stderr
+    assert "node mute-podman is left out: mute-podman: no podman service answers" in result.stderr
+    assert result.stderr.count("did not answer within 1 s") == 2
+    assert "Traceback" not in result.stderr

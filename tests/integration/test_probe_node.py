@@ -8,8 +8,8 @@ import pytest
 
 from imgfront.emulation.probe import cached, probe_node
 from imgfront.emulation.qemu import emulated_platforms
+from imgfront.engines import connected
 from imgfront.engines.connections import Connection
-from imgfront.engines.podman import PodmanBuilder
 from imgfront.platforms import Platform
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def test_probe_finds_native_and_emulated_platforms_and_caches_them(
         for p in map(Platform.parse, ("linux/s390x", "linux/ppc64le", "linux/riscv64"))
         if p not in emulated_platforms()
     )
-    with PodmanBuilder(Connection("probe-node", podman_node.url)) as node:
+    with connected(Connection("probe-node", podman_node.url), local=False) as node:
         found = probe_node(node, [amd64, arm64, unregistered], "test-node")
     assert found == {amd64, arm64}
     assert cached("test-node") == {str(amd64): True, str(arm64): True, str(unregistered): False}

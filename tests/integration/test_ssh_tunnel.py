@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from imgfront.engines import connected
 from imgfront.engines.connections import Connection
 from imgfront.engines.podman import PodmanBuilder
 from imgfront.engines.tunnel import SshTunnel
@@ -20,8 +21,8 @@ def test_tunnel_reaches_podman_over_ssh(podman_node, sshd, monkeypatch: pytest.M
     tunnel = SshTunnel("ssh-node", sshd.uri(podman_node.socket), identity=str(sshd.identity))
     try:
         local = tunnel.open()
-        with PodmanBuilder(Connection("ssh-node", local)) as node:
-            assert node.server_version == podman_node.version
+        with connected(Connection("ssh-node", local)) as node:
+            assert isinstance(node, PodmanBuilder) and node.server_version == podman_node.version
     finally:
         tunnel.close()
     assert tunnel.process is None and tunnel.dir is None

@@ -21,7 +21,7 @@ import pytest
 from conftest import Recorder
 
 from imgfront.context import pack
-from imgfront.engines import ENGINES
+from imgfront.engines import connected
 from imgfront.engines.base import ListInstance
 from imgfront.engines.connections import Connection
 from imgfront.engines.docker import BuildLog, DockerBuilder, bare_id, new_enough
@@ -33,6 +33,7 @@ from imgfront.engines.docker_scratch import (
     rewrite,
     with_containerfile,
 )
+from imgfront.engines.registry import ENGINE_KINDS, kind_for, kind_named
 from imgfront.errors import EngineError
 from imgfront.platforms import Platform
 
@@ -104,32 +105,32 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
 def test_docker_older_than_20_10_is_refused_clearly(serve: Serve) -> None:
     with pytest.raises(EngineError) as info:
-        DockerBuilder(Connection("old", "docker+" + serve(DOCKER_19)))
+        connected(Connection("old", "docker+" + serve(DOCKER_19))).__enter__()
     assert "Docker 19.03.15 (API 1.40)" in info.value.message
     assert "too old; imgfront needs Docker 20.10 or newer" in info.value.message
 
 
 def test_a_podman_service_is_told_apart_from_docker(serve: Serve) -> None:
     with pytest.raises(EngineError) as info:
-        DockerBuilder(Connection("pod", serve(PODMAN)))
+        connected(Connection("pod", "docker+" + serve(PODMAN))).__enter__()
     assert "is a podman service, not a Docker engine" in info.value.message
     assert info.value.hint is not None and "without the docker+ prefix" in info.value.hint
 
 
 def test_nothing_listening_is_an_engine_error(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as info:
-        DockerBuilder(Connection("gone", f"docker+unix://{tmp_path}/none.sock"))
+        connected(Connection("gone", f"docker+unix://{tmp_path}/none.sock")).__enter__()
     assert "no Docker engine answers" in info.value.message
 
 
 def test_an_address_docker_cannot_be_reached_at_is_an_engine_error() -> None:
     with pytest.raises(EngineError) as info:
-        DockerBuilder(Connection("odd", "docker+http://example.invalid"))
-    assert "is no Docker engine address" in info.value.message
+        connected(Connection("odd", "docker+http://example.invalid")).__enter__()
+    assert "unknown scheme 'docker+http'" in info.value.message
 
 
 def test_remote_engine_reports_its_platform_and_no_emulation_it_cannot_know(serve: Serve) -> None:
-    with DockerBuilder(Connection("arm", serve(DOCKER_20, ARM_INFO))) as node:
+    with connected(Connection("arm", "docker+" + serve(DOCKER_20, ARM_INFO)), local=False) as node:
         info = node.info()
     assert info.driver == "docker" and info.server_version == "20.10.24+dfsg1" and info.api_version == "1.41"
     assert info.native == (Platform.parse("linux/arm64"),)
@@ -138,7 +139,7 @@ def test_remote_engine_reports_its_platform_and_no_emulation_it_cannot_know(serv
 
 
 def test_docker_holds_no_manifest_lists(serve: Serve) -> None:
-    with DockerBuilder(Connection("d", serve(DOCKER_20, ARM_INFO))) as node:
+    with connected(Connection("d", "docker+" + serve(DOCKER_20, ARM_INFO)), local=False) as node:
         assert node.inspect_list("localhost/web:1") is None
         with pytest.raises(EngineError) as info:
             node.commit_list(["localhost/web:1"], [ListInstance("0" * 64, Platform.parse("linux/arm64"))])
@@ -147,8 +148,10 @@ def test_docker_holds_no_manifest_lists(serve: Serve) -> None:
 
 
 def test_docker_is_a_registered_engine() -> None:
-    assert ENGINES["docker"] is DockerBuilder
+    assert kind_named("docker").load() is DockerBuilder
+    assert kind_for("docker+ssh://me@builder") is kind_named("docker")
     assert DockerBuilder.driver == "docker"
+    assert all(kind.load().driver == kind.name for kind in ENGINE_KINDS)
 
 
 @pytest.mark.parametrize(

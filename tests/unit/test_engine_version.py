@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from imgfront.engines import connected
 from imgfront.engines.connections import Connection
-from imgfront.engines.podman import PodmanBuilder
 from imgfront.engines.streams import parse_version
 from imgfront.errors import EngineError
 
@@ -77,14 +77,14 @@ def old_podman(tmp_path: Path) -> Iterator[Path]:
 
 def test_server_older_than_43_is_refused_clearly(old_podman: Path) -> None:
     with pytest.raises(EngineError) as info:
-        PodmanBuilder(Connection("old", f"unix://{old_podman}"))
+        connected(Connection("old", f"unix://{old_podman}")).__enter__()
     assert "podman 4.2.0" in info.value.message
     assert "too old; imgfront needs podman 4.3 or newer" in info.value.message
 
 
 def test_nothing_listening_is_an_engine_error(tmp_path: Path) -> None:
     with pytest.raises(EngineError) as info:
-        PodmanBuilder(Connection("gone", f"unix://{tmp_path}/none.sock"))
+        connected(Connection("gone", f"unix://{tmp_path}/none.sock")).__enter__()
     assert "no podman service answers" in info.value.message
 
 
