@@ -34,8 +34,9 @@ from imgfront.metadata import metadata, write_metadata
 from imgfront.model import Preference
 from imgfront.modes import PullPolicy, PushMode
 from imgfront.options import fit_engines
-from imgfront.outputs import OutputSpec, wants_image, write_outputs
+from imgfront.outputs import OutputSpec, wants_image
 from imgfront.outputs.types import same_file
+from imgfront.outputs.write import write_outputs
 from imgfront.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
 from imgfront.progress import Progress

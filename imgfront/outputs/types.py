@@ -1,4 +1,7 @@
-"""The output types of `--output type=...`: one class each, in one registry that parsing and help are made from."""
+"""The output types of `--output type=...`: one class each, in one registry that parsing and help are made from.
+
+The writers are imported by each type's `write` only: parsing and `--help` (start-up) need just the table.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from imgfront.errors import UsageError
-from imgfront.outputs.blobs import BlobStore, Descriptor
-from imgfront.outputs.layout import tar_directory, write_docker_archive, write_layout
-from imgfront.outputs.rootfs import write_rootfs
 from imgfront.platforms import Platform
+
+if TYPE_CHECKING:
+    from imgfront.outputs.blobs import BlobStore, Descriptor
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class OciLayoutOutput(OutputType):
         return (dest / "oci-layout").is_file()
 
     def write(self, staged: Staged, target: Path) -> None:
+        from imgfront.outputs.layout import write_layout
+
         write_layout(staged.store, staged.images, target)
 
 
@@ -74,6 +79,8 @@ class OciArchiveOutput(OutputType):
     help = "the OCI image layout as one tar file"
 
     def write(self, staged: Staged, target: Path) -> None:
+        from imgfront.outputs.layout import tar_directory, write_layout
+
         with tempfile.TemporaryDirectory(prefix=".layout-", dir=staged.store.root) as folder:
             write_layout(staged.store, staged.images, Path(folder) / "layout")
             tar_directory(Path(folder) / "layout", target)
@@ -84,6 +91,8 @@ class DockerArchiveOutput(OutputType):
     help = "a tar for `docker load`, one image per platform"
 
     def write(self, staged: Staged, target: Path) -> None:
+        from imgfront.outputs.layout import write_docker_archive
+
         write_docker_archive(staged.store, staged.images, staged.tags, target)
 
 
@@ -102,6 +111,8 @@ class RootfsOutput(OutputType):
         return all(platform_folder(path) for path in dest.iterdir())
 
     def write(self, staged: Staged, target: Path) -> None:
+        from imgfront.outputs.rootfs import write_rootfs
+
         target.mkdir()
         for image in staged.images:
             assert image.platform is not None

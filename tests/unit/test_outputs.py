@@ -14,9 +14,10 @@ import pytest
 from imgfront.cli import main
 from imgfront.errors import EngineError, UsageError
 from imgfront.model import BuildReport
-from imgfront.outputs import OutputSpec, parse_outputs, wants_image, write_outputs
+from imgfront.outputs import OutputSpec, parse_outputs, wants_image
 from imgfront.outputs.blobs import OCI_INDEX, OCI_MANIFEST
 from imgfront.outputs.rootfs import apply_layer
+from imgfront.outputs.write import write_outputs
 from imgfront.platforms import Platform
 
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
