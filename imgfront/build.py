@@ -21,6 +21,7 @@ from imgfront.engines.base import (
     PackedContext,
 )
 from imgfront.errors import (
+    LOG_TAIL,
     BuildFailed,
     BuildInterrupted,
     ImgfrontError,
@@ -44,8 +45,6 @@ from imgfront.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.scheduler import Outcome, run_plan
 from imgfront.util import rundir, signals
 from imgfront.util.files import write_atomically
-
-LOG_TAIL_SHOWN = 15
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def _failure_message(outcomes: Sequence[Outcome]) -> BuildFailed:
     for o in failed:
         assert o.error is not None
         lines.append(o.error.message)
-        tail = o.error.log_tail[-LOG_TAIL_SHOWN:] if isinstance(o.error, PlatformBuildError) else ()
+        tail = o.error.log_tail[-LOG_TAIL:] if isinstance(o.error, PlatformBuildError) else ()
         lines.extend(f"  | {line}" for line in tail)
     names = ", ".join(str(o.assignment.platform) for o in failed)
     return BuildFailed(f"build failed for {names}\n" + "\n".join(lines))

@@ -66,6 +66,9 @@ class BuildInterrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+LOG_TAIL = 20  # the lines of a failed build's log an error carries and the user is shown
+
+
 class PlatformBuildError(ImgfrontError):
     """One platform's build failed on its node; carries the tail of its log."""
 

@@ -182,7 +182,8 @@ class ImageBuilder(abc.ABC):
 
     @abc.abstractmethod
     def build(self, request: BuildRequest, events: BuildEvents, cancel: Cancellation) -> BuildReport:
-        """Build one platform; raise BuildError (with the log's tail) when the build fails."""
+        """Build one platform; raise PlatformBuildError (log_tail: the log's last lines) when the build fails, Cancelled
+        when it is cancelled, NodeLost when the node stops answering."""
 
     @abc.abstractmethod
     def clean_cancelled(self) -> tuple[str, ...]:

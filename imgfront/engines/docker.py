@@ -48,7 +48,7 @@ from imgfront.engines.connections import Connection
 from imgfront.engines.docker_scratch import base_name, empty_image, read_containerfile, rewrite, with_containerfile
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.streams import parse_version, shut_down
-from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform
 from imgfront.registry import push_failure
 
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 
 MIN_SERVER = (20, 10)
 MIN_API = (1, 41)  # Docker 20.10's
-LOG_TAIL = 20
 CLEANUP_PASSES = 5
 UPLOAD_CHUNK = 1 << 20
 PREFIX = "docker+"

@@ -42,7 +42,7 @@ from imgfront.engines.listforms import assumed_list, stored_list
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down
-from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform, host_platform
 from imgfront.registry import push_failure
 
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 MIN_SERVER = (4, 3, 0)
 DIGEST_FILTER_SINCE = (4, 6, 0)  # where repo@digest stopped finding a list's untagged instances
-LOG_TAIL = 20
 # Seconds to wait after a cancel for podman to end the cancelled builds: imgfront's private service, whose
 # steps it kills, ends them in well under a second; a shared service finishes its running step first.
 PRIVATE_CANCEL_WAIT = 10.0
