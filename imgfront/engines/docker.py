@@ -47,7 +47,7 @@ from imgfront.engines.base import (
 from imgfront.engines.connections import Connection
 from imgfront.engines.docker_scratch import base_name, empty_image, read_containerfile, rewrite, with_containerfile
 from imgfront.engines.registry import EngineSettings
-from imgfront.engines.streams import parse_version, shut_down
+from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform
 from imgfront.registry import push_failure
@@ -258,7 +258,7 @@ class DockerBuilder(ImageBuilder):
             data = probe.version(api_version=False)
         except TRANSPORT_ERRORS as e:
             raise EngineError(
-                f"{self.name}: no Docker engine answers at {self.uri} ({_timed_out(e, timeout) or e})"
+                f"{self.name}: no Docker engine answers at {self.uri} ({timed_out(e, timeout) or e})"
             ) from e
         finally:
             probe.close()
@@ -476,12 +476,7 @@ class DockerBuilder(ImageBuilder):
                 raise Cancelled(f"{where}: cancelled", tuple(log.tail)) from e
             raise PlatformBuildError(f"{where}: the engine refused the build: {e.explanation or e}") from e
         except TRANSPORT_ERRORS as e:
-            if cancel.cancelled:
-                raise Cancelled(f"{where}: cancelled", tuple(log.tail)) from e
-            idle = self.settings.idle_timeout
-            if idle is not None and _timed_out(e, idle):
-                raise NodeLost(f"{where}: no word from the build for {idle:.0f} s", tuple(log.tail)) from e
-            raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(log.tail)) from e
+            raise stream_broken(e, cancel, where, log.tail, self.settings.idle_timeout) from e
         finally:
             forget()
             if response is not None:
@@ -723,16 +718,6 @@ def _upload(tar: Path, cancel: Cancellation, end: int | None = None, tail: bytes
 
 def _nothing() -> None:
     pass
-
-
-def _timed_out(error: BaseException, seconds: float) -> str:
-    """ "did not answer within N s" when the error (or one it came from) is a timeout, else ""."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, (TimeoutError, requests.Timeout, urllib3.exceptions.TimeoutError)):
-            return f"did not answer within {seconds:g} s"
-        cause = cause.__cause__ or cause.__context__
-    return f"did not answer within {seconds:g} s" if "timed out" in str(error) else ""
 
 
 __all__ = ["CLASH_HINT", "WRONG_PLATFORM_HINT", "BuildLog", "DockerBuilder", "bare_id", "new_enough"]

@@ -41,7 +41,7 @@ from imgfront.engines.connections import Connection
 from imgfront.engines.listforms import assumed_list, stored_list
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
-from imgfront.engines.streams import parse_version, shut_down
+from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.platforms import Platform, host_platform
 from imgfront.registry import push_failure
@@ -139,7 +139,7 @@ class PodmanBuilder(ImageBuilder):
                 headers = probe.api.get("/_ping").headers
             except TRANSPORT_ERRORS as e:
                 raise EngineError(
-                    f"{self.name}: no podman service answers at {self.connection.uri} ({_timed_out(e, timeout) or e})"
+                    f"{self.name}: no podman service answers at {self.connection.uri} ({timed_out(e, timeout) or e})"
                 ) from e
         api = headers.get("Libpod-Api-Version")
         if not api:
@@ -289,12 +289,7 @@ class PodmanBuilder(ImageBuilder):
                             events.step(int(step[1]), int(step[2]), step[3])
                         events.log(line)
             except TRANSPORT_ERRORS as e:
-                if cancel.cancelled:
-                    raise Cancelled(f"{where}: cancelled", tuple(tail)) from e
-                idle = self.settings.idle_timeout
-                if idle is not None and _timed_out(e, idle):
-                    raise NodeLost(f"{where}: no word from the build for {idle:.0f} s", tuple(tail)) from e
-                raise NodeLost(f"{where}: lost the connection to the build: {e}", tuple(tail)) from e
+                raise stream_broken(e, cancel, where, tail, self.settings.idle_timeout) from e
             finally:
                 forget()
                 response.close()
@@ -754,16 +749,6 @@ def _config_digest(image: ImageInfo) -> str:
 
 def _platform_text(image: ImageInfo | None) -> str:
     return "/".join(p for p in (image.os, image.architecture, image.variant) if p) if image else "nothing"
-
-
-def _timed_out(error: BaseException, seconds: float) -> str:
-    """ "did not answer within N s" when the error (or one it came from) is a timeout, else ""."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, (TimeoutError, requests.Timeout, urllib3.exceptions.TimeoutError)):
-            return f"did not answer within {seconds:g} s"
-        cause = cause.__cause__ or cause.__context__
-    return f"did not answer within {seconds:g} s" if "timed out" in str(error) else ""
 
 
 def _raise(response: APIResponse, what: str) -> None:
