@@ -32,32 +32,16 @@ from integration.services.common import (
     wait_for_port,
     wait_for_service,
 )
+from integration.services.podman_host import PODMAN_ENGINE_CONF, PODMAN_STORAGE_CONF
 from integration.services.podman_node import PodmanNode
 
 REPO = Path(__file__).resolve().parents[3]
 ROOTFS_SCRIPT = REPO / "scripts" / "podman-node-rootfs.sh"
 IMAGE = "localhost/imgfront-test/podman-other:latest"
 
-OUTER_ENGINE_CONF = """\
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
-
-[engine]
-runtime = "runc"
-events_logger = "file"
-lock_type = "file"
-tmp_dir = "{tmp_dir}"
-
-[network]
-network_config_dir = "{network_dir}"
-"""
-
-OUTER_STORAGE_CONF = """\
-[storage]
-driver = "overlay"
-graphroot = "{graphroot}"
-runroot = "{runroot}"
-"""
+# The host's podman that runs the nodes keeps a private store, as the host's own test nodes do.
+OUTER_ENGINE_CONF = PODMAN_ENGINE_CONF
+OUTER_STORAGE_CONF = PODMAN_STORAGE_CONF
 
 # The node's own podman: no systemd in the container, so cgroupfs; no bridge, so the host's network.
 INNER_ENGINE_CONF = """\
