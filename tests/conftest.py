@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -342,6 +343,39 @@ class RunImgfront(Protocol):
         timeout: float = IMGFRONT_TIMEOUT,
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]: ...
+
+
+def start_two_platform_build(
+    env: Mapping[str, str], ctx: Path, tag: str, step: str
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start `imgfront build` for amd64 and arm64 and return once both platforms are in `step` (a slow RUN)."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imgfront",
+            "build",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            tag,
+            "--progress",
+            "plain",
+            os.fspath(ctx),
+        ],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if sum(step in s for s in seen) == 2:
+            break
+    time.sleep(1)  # let both steps really start
+    return proc, seen
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import BUSYBOX_CONTAINERFILE
+from conftest import BUSYBOX_CONTAINERFILE, start_two_platform_build
 
 from imgfront.emulation.qemu import emulated_platforms
 from imgfront.platforms import Platform
@@ -178,34 +176,9 @@ def test_interrupted_build_on_the_private_service_leaves_nothing_behind(
     before_images = image_ids(podman_node)
 
     env = {k: v for k, v in podman_node.env.items() if k != "CONTAINER_HOST"}  # imgfront starts its own service
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "imgfront",
-            "build",
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-t",
-            "intr:1",
-            "--progress",
-            "plain",
-            str(ctx),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    seen: list[str] = []
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        seen.append(line)
-        if sum("RUN sleep 60" in s for s in seen) == 2:
-            break
+    proc, seen = start_two_platform_build(env, ctx, "intr:1", "RUN sleep 60")
     services = [p for p in _children(proc.pid) if b"system\0service" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert services, "".join(seen)
-    time.sleep(1)  # let both RUN steps really start
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, "".join(seen) + err

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUSYBOX_CONTAINERFILE
+from conftest import BUSYBOX_CONTAINERFILE, start_two_platform_build
 
 pytestmark = pytest.mark.slow
 
@@ -157,22 +157,7 @@ def test_failed_push_keeps_the_previous_list_and_names_the_new_one(
 
 
 def _start_slow_build(env: dict[str, str], ctx: Path, tag: str) -> tuple[subprocess.Popen[str], list[str]]:
-    """Start a two-platform build and return once both platforms are inside their `RUN sleep`."""
-    proc = subprocess.Popen(
-        imgfront_cmd("build", "--platform", BOTH, "-t", tag, "--progress", "plain", ctx),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    seen: list[str] = []
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        seen.append(line)
-        if sum("RUN sleep 8" in s for s in seen) == 2:
-            break
-    time.sleep(1)  # let both steps really start
-    return proc, seen
+    return start_two_platform_build(env, ctx, tag, "RUN sleep 8")
 
 
 @pytest.fixture
