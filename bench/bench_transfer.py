@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_build import CONF  # noqa: E402
 from imgfront.engines import connect  # noqa: E402
-from imgfront.engines.connections import Connection  # noqa: E402
+from imgfront.nodes.connections import Connection  # noqa: E402
 
 
 def store(base: Path) -> dict[str, str]:

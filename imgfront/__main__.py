@@ -1,3 +1,3 @@
-from imgfront.cli import main
+from imgfront.cli.main import main
 
 main()

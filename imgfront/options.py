@@ -28,8 +28,8 @@ from imgfront.modes import LocalEngine, ProgressMode, PullPolicy, PushMode
 from imgfront.outputs.types import OUTPUT_TYPES, ImageOutput
 
 if TYPE_CHECKING:
-    from imgfront.build import BuildOptions
     from imgfront.engines.base import NodeInfo
+    from imgfront.run.build import BuildOptions
 
 
 class Unsupported(enum.Enum):

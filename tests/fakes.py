@@ -38,9 +38,9 @@ from imgfront.engines.base import (
     ListInstance,
     NodeInfo,
 )
-from imgfront.engines.connections import Connection
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError
 from imgfront.model import Credentials
+from imgfront.nodes.connections import Connection
 from imgfront.platforms import Platform
 
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")

@@ -19,8 +19,8 @@ from imgfront.errors import EngineError, UsageError
 
 if TYPE_CHECKING:
     from imgfront.engines.base import ImageBuilder
-    from imgfront.engines.connections import Connection
     from imgfront.engines.podman import PodmanBuilder
+    from imgfront.nodes.connections import Connection
 
 # Build arguments imgfront sets on every build, as BuildKit does, so a Containerfile behaves alike everywhere.
 AUTOMATIC_ARGS = frozenset(
@@ -98,9 +98,9 @@ def connected(
 @contextlib.contextmanager
 def open_local(env: Mapping[str, str] = os.environ, settings: EngineSettings | None = None) -> Iterator[PodmanBuilder]:
     """The local podman: CONTAINER_HOST, the default sockets, the default connection, else a private service."""
-    from imgfront.engines.connections import Connection, local_candidates
     from imgfront.engines.podman import PodmanBuilder
     from imgfront.engines.service import PrivateService
+    from imgfront.nodes.connections import Connection, local_candidates
 
     for conn in local_candidates(env):
         if _socket_missing(conn) and conn.source != "CONTAINER_HOST":
@@ -137,7 +137,7 @@ def open_local_docker(
     env: Mapping[str, str] = os.environ, settings: EngineSettings | None = None
 ) -> Iterator[ImageBuilder]:
     """The local Docker engine (`--engine docker`): DOCKER_HOST, else Docker's default socket."""
-    from imgfront.engines.connections import Connection
+    from imgfront.nodes.connections import Connection
 
     docker = kind_named("docker")
     uri = env.get("DOCKER_HOST") or DOCKER_SOCKET

@@ -23,9 +23,9 @@ from imgfront.model import NodeInfo as NodeInfo
 from imgfront.platforms import Platform
 
 if TYPE_CHECKING:
-    from imgfront.engines.connections import Connection
     from imgfront.engines.registry import EngineSettings
     from imgfront.model import Credentials
+    from imgfront.nodes.connections import Connection
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,13 @@ from imgfront.engines.base import (
     made_since,
     parse_time,
 )
-from imgfront.engines.connections import Connection
 from imgfront.engines.docker_scratch import base_name, empty_image, read_containerfile, rewrite, with_containerfile
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.nodes.connections import Connection
+from imgfront.oci.client import push_failure
 from imgfront.platforms import Platform
-from imgfront.registry import push_failure
 
 if TYPE_CHECKING:
     from imgfront.model import Credentials

@@ -37,14 +37,14 @@ from imgfront.engines.base import (
     made_since,
     parse_time,
 )
-from imgfront.engines.connections import Connection
-from imgfront.engines.listforms import assumed_list, stored_list
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.nodes.connections import Connection
+from imgfront.oci.client import push_failure
+from imgfront.oci.index import assumed_list, stored_list
 from imgfront.platforms import Platform, host_platform
-from imgfront.registry import push_failure
 
 if TYPE_CHECKING:
     from imgfront.model import Credentials
@@ -216,13 +216,18 @@ class PodmanBuilder(ImageBuilder):
         )
 
     def _server_time(self) -> datetime.datetime | None:
-        """The node's own clock, from an answer's Date header, one second late so that it errs on "not ours"."""
+        """The node's own clock, from an answer's Date header: whole seconds, so at most a second early.
+
+        An image is only taken for this build's own when, besides being new since then, it has no name and its id
+        is not a cache hit of this build's log; so the second cannot mistake another build's image for ours (a
+        build that made the same id would have hit the cache), while a later start would miss a fast build's own.
+        """
         try:
             response = self._call("get", "/_ping", "ping", timeout=self.settings.connect_timeout)
         except EngineError:
             return None
         now = parse_time(response.headers.get("Date"))
-        return now + datetime.timedelta(seconds=1) if now else None
+        return now
 
     def _build_once(
         self, request: BuildRequest, events: BuildEvents, cancel: Cancellation, no_cache: bool

@@ -4,7 +4,7 @@ For each platform the base images' digests are resolved on the local engine and 
 When every tag already names a list whose instances are exactly this pipeline's outputs (the
 `org.imgfront.output-id` label, one per platform), nothing is built: the metadata and id files are
 written from the list as it is. Otherwise the pipeline is compiled into one context per platform,
-resuming after the last checkpoint image that exists, and `imgfront.build.Build` builds those contexts
+resuming after the last checkpoint image that exists, and `imgfront.run.build.Build` builds those contexts
 as it builds any Containerfile. Only after that build has succeeded is each checkpoint built again by
 its target (from the layer cache) and tagged `localhost/imgfront-checkpoint:<stage id>`.
 """
@@ -17,8 +17,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from imgfront import context as build_context
-from imgfront.build import Build, BuildOptions, BuildResult, automatic_args
 from imgfront.engines.base import (
     BuildReport,
     BuildRequest,
@@ -30,17 +28,19 @@ from imgfront.engines.base import (
     SilentEvents,
 )
 from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
-from imgfront.metadata import metadata, write_metadata
+from imgfront.oci.push import push_list
 from imgfront.pipeline.checkpoints import Checkpoint, resume_points, select
 from imgfront.pipeline.compile import OUTPUT_ID_LABEL, CompiledPipeline, compile_pipeline
 from imgfront.pipeline.ids import ResolvedPipeline, compute_ids
 from imgfront.pipeline.model import SCRATCH, Pipeline
 from imgfront.pipeline.sources import fetch
-from imgfront.plan import Plan
 from imgfront.platforms import Platform, host_platform
-from imgfront.progress import Progress
-from imgfront.push import push_list
-from imgfront.scheduler import verify
+from imgfront.run import context as build_context
+from imgfront.run.build import Build, BuildOptions, BuildResult, automatic_args
+from imgfront.run.metadata import metadata, write_metadata
+from imgfront.run.plan import Plan
+from imgfront.run.progress import Progress
+from imgfront.run.scheduler import verify
 from imgfront.util import rundir
 from imgfront.util.files import write_atomically
 

@@ -21,18 +21,18 @@ import certifi
 import pytest
 from conftest import DOCKER_BUSYBOX_CONTAINERFILE, Recorder
 
-from imgfront.build import automatic_args
-from imgfront.context import find_containerfile, pack
 from imgfront.emulation.probe import probe_node
 from imgfront.emulation.qemu import emulated_platforms
 from imgfront.engines import connect, connected
 from imgfront.engines.base import BuildReport, BuildRequest, Cancellation
-from imgfront.engines.connections import Connection
 from imgfront.engines.docker import CLASH_HINT, DockerBuilder
 from imgfront.errors import EngineError, PlatformBuildError
-from imgfront.lists import LocalListBuilder
+from imgfront.nodes.connections import Connection
 from imgfront.platforms import Platform, host_platform
-from imgfront.scheduler import verify
+from imgfront.run.build import automatic_args
+from imgfront.run.context import find_containerfile, pack
+from imgfront.run.lists import LocalListBuilder
+from imgfront.run.scheduler import verify
 
 pytestmark = pytest.mark.slow
 

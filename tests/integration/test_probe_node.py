@@ -9,7 +9,7 @@ import pytest
 from imgfront.emulation.probe import cached, probe_node
 from imgfront.emulation.qemu import emulated_platforms
 from imgfront.engines import connected
-from imgfront.engines.connections import Connection
+from imgfront.nodes.connections import Connection
 from imgfront.platforms import Platform
 
 pytestmark = pytest.mark.slow

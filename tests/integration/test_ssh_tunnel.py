@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from imgfront.engines import connected
-from imgfront.engines.connections import Connection
 from imgfront.engines.podman import PodmanBuilder
 from imgfront.engines.tunnel import SshTunnel
 from imgfront.errors import EngineError
+from imgfront.nodes.connections import Connection
 
 pytestmark = pytest.mark.slow
 

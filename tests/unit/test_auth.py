@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from imgfront import auth
-from imgfront.auth import find_credentials, remove_credentials, store_credentials
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.model import Credentials
-from imgfront.registry import insecure_registries, push_failure, redact, verifies_tls
+from imgfront.oci import auth
+from imgfront.oci.auth import find_credentials, remove_credentials, store_credentials
+from imgfront.oci.client import insecure_registries, push_failure, redact, verifies_tls
 
 
 @pytest.fixture

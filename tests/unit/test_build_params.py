@@ -1,6 +1,6 @@
 """Which build API parameters a server's version lacks, and doctor's lines about them and about cgroups."""
 
-from imgfront.doctor import build_params_check, cgroups_check
+from imgfront.cli.doctor import build_params_check, cgroups_check
 from imgfront.engines.build_params import missing_build_params, version_tuple
 
 

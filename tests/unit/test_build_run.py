@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fakes import AMD64, ARM64, FakeEngine, Script
 
-from imgfront.build import Build, BuildOptions
 from imgfront.errors import BuildFailed, EngineError, Interrupted, UsageError
-from imgfront.progress import QuietProgress
-from imgfront.push import PushOptions
+from imgfront.oci.push import PushOptions
+from imgfront.run.build import Build, BuildOptions
+from imgfront.run.progress import QuietProgress
 
 TAG = "localhost/app:1"
 

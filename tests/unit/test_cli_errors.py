@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import imgfront.doctor
-from imgfront import cli
+import imgfront.cli.doctor
+from imgfront.cli import main as cli
 
 
 def _mock_doctor_that_crashes() -> bool:
@@ -21,7 +21,7 @@ def _last_lines(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[in
 def test_unexpected_error_hints_at_debug_only_without_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(imgfront.doctor, "run_doctor", _mock_doctor_that_crashes)
+    monkeypatch.setattr(imgfront.cli.doctor, "run_doctor", _mock_doctor_that_crashes)
 
     code, lines = _last_lines(capsys, ["doctor"])
     assert code == 1

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from imgfront.engines.connections import (
+from imgfront.errors import UsageError
+from imgfront.nodes.connections import (
     connections_json_path,
     default_connection,
     local_candidates,
     read_containers_conf,
     system_connections,
 )
-from imgfront.errors import UsageError
 
 
 def test_container_host_is_the_only_candidate_when_set(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from imgfront.context import context_folder
 from imgfront.errors import UsageError
+from imgfront.run.context import context_folder
 
 
 def test_a_folder_is_the_context(tmp_path: Path) -> None:

@@ -20,10 +20,8 @@ from typing import Any
 import pytest
 from conftest import Recorder
 
-from imgfront.context import pack
 from imgfront.engines import connected
 from imgfront.engines.base import ListInstance
-from imgfront.engines.connections import Connection
 from imgfront.engines.docker import BuildLog, DockerBuilder, bare_id, new_enough
 from imgfront.engines.docker_scratch import (
     CONTAINERFILE,
@@ -35,7 +33,9 @@ from imgfront.engines.docker_scratch import (
 )
 from imgfront.engines.registry import ENGINE_KINDS, kind_for, kind_named
 from imgfront.errors import EngineError
+from imgfront.nodes.connections import Connection
 from imgfront.platforms import Platform
+from imgfront.run.context import pack
 
 DOCKER_19 = {"Version": "19.03.15", "ApiVersion": "1.40", "Components": [{"Name": "Engine", "Version": "19.03.15"}]}
 DOCKER_20 = {"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "Components": [{"Name": "Engine"}]}

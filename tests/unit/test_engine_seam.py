@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from imgfront.context import pack
 from imgfront.engines import connected
 from imgfront.engines.base import BuildRequest, Cancellation, ImageBuilder, ListInfo, ListInstance, SilentEvents
-from imgfront.engines.connections import Connection
 from imgfront.engines.registry import EngineSettings
 from imgfront.errors import EngineError, PlatformBuildError
+from imgfront.nodes.connections import Connection
+from imgfront.oci.client import RegistryError
 from imgfront.platforms import Platform
-from imgfront.registry import RegistryError
+from imgfront.run.context import pack
 
 AMD64 = Platform.parse("linux/amd64")
 DOCKER_20 = {"Version": "20.10.24+dfsg1", "ApiVersion": "1.41", "Components": [{"Name": "Engine"}]}
@@ -190,8 +190,8 @@ def test_start_up_loads_no_engine_sdk(args: list[str]) -> None:
     """`imgfront --version` and `--help` import neither podman-py nor the Docker SDK; nor does the plan."""
     code = (
         "import sys\n"
-        "import imgfront.plan\n"
-        "from imgfront.cli import main\n"
+        "import imgfront.run.plan\n"
+        "from imgfront.cli.main import main\n"
         f"sys.argv = ['imgfront', *{args!r}]\n"
         "try:\n"
         "    main()\n"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from imgfront.engines import connected
-from imgfront.engines.connections import Connection
 from imgfront.engines.streams import parse_version
 from imgfront.errors import EngineError
+from imgfront.nodes.connections import Connection
 
 
 class _Handler(BaseHTTPRequestHandler):

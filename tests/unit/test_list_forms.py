@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from imgfront.engines.listforms import DOCKER_LIST, OCI_INDEX, serialisations, stored_list
+from imgfront.oci.index import DOCKER_LIST, OCI_INDEX, serialisations, stored_list
 
 AMD = "sha256:" + "a" * 64
 ARM = "sha256:" + "b" * 64

@@ -8,9 +8,17 @@ from pathlib import Path
 import pytest
 
 from imgfront.errors import UsageError
-from imgfront.farms import create_farm, get_farm, list_farms, preferences, remove_farm, set_preference, update_farm
 from imgfront.model import Preference
-from imgfront.nodes import parse_node, select_nodes, unique_names
+from imgfront.nodes.farms import (
+    create_farm,
+    get_farm,
+    list_farms,
+    preferences,
+    remove_farm,
+    set_preference,
+    update_farm,
+)
+from imgfront.nodes.specs import parse_node, select_nodes, unique_names
 
 
 @pytest.fixture

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from fakes import AMD64, ARM64
 
-from imgfront import cli
-from imgfront.build import BuildOptions
+from imgfront.cli import main as cli
 from imgfront.engines.base import NodeInfo
 from imgfront.errors import UsageError
-from imgfront.invocation import Invocation, resolve
 from imgfront.modes import ProgressMode, PullPolicy, PushMode
+from imgfront.oci.push import PushOptions
 from imgfront.options import (
     OPTIONS_BY_DEST,
     Option,
@@ -24,8 +23,9 @@ from imgfront.options import (
     fit_engines,
     given_rows,
 )
-from imgfront.progress import JsonProgress, PlainProgress, QuietProgress, make_progress
-from imgfront.push import PushOptions
+from imgfront.run.build import BuildOptions
+from imgfront.run.invocation import Invocation, resolve
+from imgfront.run.progress import JsonProgress, PlainProgress, QuietProgress, make_progress
 
 PODMAN4 = NodeInfo("old", "podman", "4.3.1", "4.3.1", (AMD64,), ())
 PODMAN5 = NodeInfo("new", "podman", "5.4.2", "5.4.2", (AMD64,), ())

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from imgfront.build import BuildOptions
 from imgfront.options import BUILD_OPTIONS, DOCS_BLOCKS, OPTIONS_BY_DEST, docs_block
 from imgfront.outputs.types import OUTPUT_TYPES
+from imgfront.run.build import BuildOptions
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "build.md"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imgfront.cli import main
+from imgfront.cli.main import main
 from imgfront.errors import EngineError, UsageError
 from imgfront.model import BuildReport
 from imgfront.outputs import OutputSpec, parse_outputs, wants_image

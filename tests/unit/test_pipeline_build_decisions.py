@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from fakes import FakeEngine
 
-from imgfront.build import BuildOptions
 from imgfront.engines.base import BuildEvents, BuildReport, BuildRequest, Cancellation, ImageInfo, ListInfo
 from imgfront.errors import UsageError
 from imgfront.pipeline import load, parse
@@ -23,7 +22,8 @@ from imgfront.pipeline.build import (
 )
 from imgfront.pipeline.compile import OUTPUT_ID_LABEL
 from imgfront.platforms import Platform, host_platform
-from imgfront.progress import Progress
+from imgfront.run.build import BuildOptions
+from imgfront.run.progress import Progress
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pipelines"
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")

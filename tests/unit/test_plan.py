@@ -3,8 +3,8 @@
 import pytest
 
 from imgfront.model import NodeInfo, Preference
-from imgfront.plan import CpuLacksVariant, Mode, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
+from imgfront.run.plan import CpuLacksVariant, Mode, UnbuildablePlatforms, make_plan
 
 AMD64, ARM64, RISCV = (Platform.parse(p) for p in ("linux/amd64", "linux/arm64", "linux/riscv64"))
 

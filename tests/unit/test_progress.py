@@ -9,9 +9,9 @@ import pytest
 
 from imgfront.errors import PlatformBuildError
 from imgfront.model import BuildReport
-from imgfront.plan import Assignment, Mode, Plan
 from imgfront.platforms import Platform
-from imgfront.progress import JsonProgress, PlainProgress, TtyProgress
+from imgfront.run.plan import Assignment, Mode, Plan
+from imgfront.run.progress import JsonProgress, PlainProgress, TtyProgress
 
 ARM64 = Assignment(Platform.parse("linux/arm64"), "local", Mode.EMULATED)
 REPORT = BuildReport("abc" * 21 + "d", "sha256:" + "1" * 64, ARM64.platform, "local", 1.25)

@@ -3,7 +3,7 @@
 import pytest
 
 from imgfront.errors import UsageError
-from imgfront.references import parse_reference
+from imgfront.oci.references import parse_reference
 
 
 @pytest.mark.parametrize(

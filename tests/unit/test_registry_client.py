@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from imgfront.model import Credentials
-from imgfront.registry import OCI_INDEX, RegistryClient, RegistryError
+from imgfront.oci.client import OCI_INDEX, RegistryClient, RegistryError
 
 INDEX = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()
 

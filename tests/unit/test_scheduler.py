@@ -19,10 +19,10 @@ from imgfront.engines.base import (
     PackedContext,
 )
 from imgfront.errors import NodeLost, PlatformBuildError
-from imgfront.plan import Assignment, make_plan
 from imgfront.platforms import Platform
-from imgfront.progress import QuietProgress
-from imgfront.scheduler import run_plan, verify
+from imgfront.run.plan import Assignment, make_plan
+from imgfront.run.progress import QuietProgress
+from imgfront.run.scheduler import run_plan, verify
 
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
 

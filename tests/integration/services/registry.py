@@ -1,6 +1,6 @@
 """A real registry on loopback: Debian's docker-registry (distribution 2.8), htpasswd auth, no TLS.
 
-RegistryServer is the test's registry *server*; imgfront's own client is imgfront.registry.RegistryClient.
+RegistryServer is the test's registry *server*; imgfront's own client is imgfront.oci.client.RegistryClient.
 """
 
 from __future__ import annotations

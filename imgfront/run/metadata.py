@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgfront.model import BuildReport, ListInfo
-from imgfront.progress import report_json
+from imgfront.run.progress import report_json
 from imgfront.util.jsonfile import write_json
 
 if TYPE_CHECKING:
-    from imgfront.push import Pushed
+    from imgfront.oci.push import Pushed
 
 
 def metadata(

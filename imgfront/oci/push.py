@@ -17,14 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from imgfront.auth import find_credentials
 from imgfront.engines.base import ImageBuilder
 from imgfront.errors import UsageError
 from imgfront.model import BuildReport, Credentials
 from imgfront.modes import PushMode
-from imgfront.platforms import Platform
-from imgfront.references import Reference, parse_reference
-from imgfront.registry import (
+from imgfront.oci.auth import find_credentials
+from imgfront.oci.client import (
     DOCKER_LIST,
     MANIFEST_TYPES,
     OCI_INDEX,
@@ -33,6 +31,8 @@ from imgfront.registry import (
     RegistryError,
     open_registry,
 )
+from imgfront.oci.references import Reference, parse_reference
+from imgfront.platforms import Platform
 
 
 @dataclass(frozen=True)

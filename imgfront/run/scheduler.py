@@ -11,9 +11,9 @@ import tenacity
 
 from imgfront.engines.base import BuildReport, BuildRequest, Cancellation, ImageBuilder
 from imgfront.errors import BuildInterrupted, Cancelled, ImgfrontError, NodeLost, PlatformBuildError, signal_of
-from imgfront.plan import Assignment, Plan
 from imgfront.platforms import Platform
-from imgfront.progress import Progress
+from imgfront.run.plan import Assignment, Plan
+from imgfront.run.progress import Progress
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ import typer
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.model import Preference
 
-farm_app = typer.Typer(no_args_is_help=True, help="Named farms of podman nodes, shared with podman farm.")
+farm_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Named farms of podman nodes, shared with podman farm."
+)
 
 
 def _pairs(items: list[str] | None, what: str) -> dict[str, int]:
@@ -29,7 +31,7 @@ def create(
     connections: Annotated[list[str], typer.Argument(help="System connections to put in it.")],
 ) -> None:
     """Create a farm of system connections; the first farm becomes the default."""
-    from imgfront.farms import create_farm
+    from imgfront.nodes.farms import create_farm
 
     farm = create_farm(name, connections)
     print(f"farm {farm.name} created with {', '.join(farm.connections)}{' (default)' if farm.default else ''}")
@@ -41,7 +43,7 @@ def list_() -> None:
     from rich.console import Console  # only the listing commands draw tables: start-up does without rich
     from rich.table import Table
 
-    from imgfront.farms import list_farms, preferences
+    from imgfront.nodes.farms import list_farms, preferences
 
     table = Table(box=None, header_style="bold")
     for column in ("name", "connections", "default", "stored in"):
@@ -66,7 +68,7 @@ def update(
     priority: Annotated[list[str] | None, typer.Option("--priority", help="CONNECTION=N: lower is used first.")] = None,
 ) -> None:
     """Add or remove connections, make the farm the default, or set a connection's weight and priority."""
-    from imgfront.farms import get_farm, preferences, set_preference, update_farm
+    from imgfront.nodes.farms import get_farm, preferences, set_preference, update_farm
 
     weights, priorities = _pairs(weight, "weight"), _pairs(priority, "priority")
     before_update = get_farm(name)
@@ -86,7 +88,7 @@ def update(
 @farm_app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="The farm's name.")]) -> None:
     """Remove a farm (its connections stay)."""
-    from imgfront.farms import remove_farm
+    from imgfront.nodes.farms import remove_farm
 
     remove_farm(name)
     print(f"farm {name} removed")
@@ -95,8 +97,8 @@ def remove(name: Annotated[str, typer.Argument(help="The farm's name.")]) -> Non
 @farm_app.command("status")
 def status(name: Annotated[str | None, typer.Argument(help="The farm; default: the default farm.")] = None) -> None:
     """Each node's reachability, server version, and native and emulated platforms."""
-    from imgfront.farms import get_farm
-    from imgfront.nodes import open_node, parse_node, with_emulation
+    from imgfront.nodes.farms import get_farm
+    from imgfront.nodes.specs import open_node, parse_node, with_emulation
     from imgfront.platforms import Arch, Platform
 
     farm = get_farm(name)

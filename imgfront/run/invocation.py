@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgfront.build import BuildOptions
 from imgfront.errors import UsageError
 from imgfront.modes import ProgressMode, PushMode
 from imgfront.options import BUILD_OPTIONS
 from imgfront.pipeline import Pipeline
+from imgfront.run.build import BuildOptions
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,11 @@ class Invocation:
 
 def resolve(given: Mapping[str, Any]) -> Invocation:
     """Every rule between options that needs no engine, in one place; raises UsageError before anything runs."""
-    from imgfront.context import context_folder
+    from imgfront.oci.push import PushOptions
+    from imgfront.oci.references import parse_reference
     from imgfront.outputs.types import wants_image
     from imgfront.platforms import host_platform
-    from imgfront.push import PushOptions
-    from imgfront.references import parse_reference
+    from imgfront.run.context import context_folder
 
     values = {o.dest: given.get(o.dest, o.default) for o in BUILD_OPTIONS}
     parsed = {o.dest: o.parse(values[o.dest]) if o.parse else values[o.dest] for o in BUILD_OPTIONS}

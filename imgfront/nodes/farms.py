@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgfront.engines.connections import (
+from imgfront.errors import UsageError
+from imgfront.model import Preference
+from imgfront.nodes.connections import (
     connections_json_path,
     edit_connections,
     edit_json,
@@ -24,8 +26,6 @@ from imgfront.engines.connections import (
     read_json,
     system_connections,
 )
-from imgfront.errors import UsageError
-from imgfront.model import Preference
 from imgfront.util.files import config_home
 
 _WHOLE = {"type": "integer", "minimum": 0}

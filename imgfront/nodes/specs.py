@@ -13,10 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 from imgfront.emulation.probe import probe_node
 from imgfront.engines import connect
 from imgfront.engines.base import ImageBuilder, NodeInfo
-from imgfront.engines.connections import Connection, system_connections
 from imgfront.engines.registry import EngineSettings, example, kind_for, scheme_of
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.model import Preference
+from imgfront.nodes.connections import Connection, system_connections
 from imgfront.platforms import Platform
 
 _PARAMS = ("name", "weight", "priority", "identity")
@@ -171,7 +171,7 @@ def select_nodes(
     """The remote nodes of a build: --node, else --farm, else the default farm, else every system connection.
 
     Every address is checked here, before anything connects; with local=False (--no-local) there must be one."""
-    from imgfront.farms import get_farm, preferences
+    from imgfront.nodes.farms import get_farm, preferences
 
     if nodes:
         specs = [parse_node(n, env, identity) for n in nodes]

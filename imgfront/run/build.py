@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imgfront import context as build_context
 from imgfront.engines.base import (
     BuildReport,
     BuildRequest,
@@ -30,19 +29,20 @@ from imgfront.errors import (
     UsageError,
     signal_of,
 )
-from imgfront.lists import LocalListBuilder
-from imgfront.metadata import metadata, write_metadata
 from imgfront.model import Preference
 from imgfront.modes import PullPolicy, PushMode
+from imgfront.oci.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.options import fit_engines
 from imgfront.outputs import OutputSpec, wants_image
 from imgfront.outputs.types import same_file
 from imgfront.outputs.write import write_outputs
-from imgfront.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
 from imgfront.platforms import Platform
-from imgfront.progress import Progress
-from imgfront.push import Pushed, PushOptions, push_from_nodes, push_list
-from imgfront.scheduler import Outcome, run_plan
+from imgfront.run import context as build_context
+from imgfront.run.lists import LocalListBuilder
+from imgfront.run.metadata import metadata, write_metadata
+from imgfront.run.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
+from imgfront.run.progress import Progress
+from imgfront.run.scheduler import Outcome, run_plan
 from imgfront.util import rundir, signals
 from imgfront.util.files import write_atomically
 

@@ -21,7 +21,7 @@ import tenacity
 import urllib3
 
 from imgfront.errors import ImgfrontError
-from imgfront.references import Reference
+from imgfront.oci.references import Reference
 
 if TYPE_CHECKING:
     from imgfront.model import Credentials
@@ -288,7 +288,7 @@ class RegistryClient:
 
 def open_registry(reference: Reference, tls_verify: bool | None, authfile: Path | None) -> RegistryClient:
     """A client for the registry of `reference`, with the credentials the auth files hold for it."""
-    from imgfront.auth import find_credentials  # here: auth loads the Docker SDK's parser, which a client need not
+    from imgfront.oci.auth import find_credentials  # here: auth loads the Docker SDK's parser, which a client need not
 
     return RegistryClient(reference.domain, find_credentials(reference.repository, authfile), tls_verify)
 

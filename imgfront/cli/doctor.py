@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import typer
+
 from imgfront.engines.build_params import missing_build_params
 from imgfront.errors import ImgfrontError
 
@@ -156,3 +158,13 @@ def run_doctor() -> bool:
         print(check)
         ok = ok and (check.ok or check.warning)
     return ok
+
+
+doctor_app = typer.Typer(add_completion=False)
+
+
+@doctor_app.command("doctor")
+def doctor() -> None:
+    """Check the engine, its API, storage, emulation and mode; one line a check, with a hint for each failure."""
+    if not run_doctor():
+        raise typer.Exit(1)

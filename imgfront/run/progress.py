@@ -17,7 +17,7 @@ from rich.table import Table
 from imgfront.errors import Cancelled, ImgfrontError
 from imgfront.model import BuildReport
 from imgfront.modes import ProgressMode
-from imgfront.plan import Assignment, Plan
+from imgfront.run.plan import Assignment, Plan
 
 
 @dataclass

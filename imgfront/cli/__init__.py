@@ -1,0 +1,1 @@
+"""The command line: `imgfront build`, `imgfront farm`, `imgfront doctor` and the rest."""

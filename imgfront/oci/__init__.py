@@ -1,0 +1,1 @@
+"""OCI and registries: the registry client, credentials, references, index forms and push."""
