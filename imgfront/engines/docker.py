@@ -16,7 +16,6 @@ import http.client
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +43,11 @@ from imgfront.engines.base import (
     made_since,
     parse_time,
 )
+from imgfront.engines.buildlog import BuildLog
 from imgfront.engines.docker_scratch import base_name, empty_image, read_containerfile, rewrite, with_containerfile
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
-from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.nodes.connections import Connection
 from imgfront.oci.client import push_failure
 from imgfront.platforms import Platform
@@ -106,45 +106,24 @@ class _Cancelled(Exception):
     """Raised inside the upload to abort the request when the build is cancelled."""
 
 
-class BuildLog:
-    """Turns the legacy builder's stream pieces into lines: steps, containers it ran, and log lines.
+class DockerLog(BuildLog):
+    """The legacy builder's log: `Step 1/3 : FROM x` (its newline sent as a piece of its own), and the containers
+    it ran; the warning about the host's platform, which every emulated step repeats, is left out."""
 
-    The builder sends `Step 1/3 : FROM x` and its newline as separate pieces; warnings about imgfront's own
-    build arguments, and the one about the host's platform that every emulated step repeats, are dropped.
-    """
+    step = _STEP
+    unconsumed = _UNCONSUMED
 
-    def __init__(self, events: BuildEvents, automatic_args: frozenset[str]) -> None:
-        self.events = events
-        self.automatic_args = automatic_args
-        self.tail: deque[str] = deque(maxlen=LOG_TAIL)
+    def __init__(self, events: BuildEvents, automatic_args: frozenset[str] = frozenset()) -> None:
+        super().__init__(events, automatic_args)
         self.containers: set[str] = set()
-        self._pending = ""
 
-    def feed(self, text: str) -> None:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._line(line)
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, ""
-        self._line(pending)
-
-    def _line(self, line: str) -> None:
-        line = line.rstrip("\r")
-        if not line.strip() or _HOST_PLATFORM_WARNING in line:
-            return
-        unconsumed = _UNCONSUMED.search(line)
-        if unconsumed and set(unconsumed[1].split()) <= self.automatic_args:
-            return
+    def take(self, line: str) -> bool:
+        if _HOST_PLATFORM_WARNING in line:
+            return False
         running = _RUNNING_IN.match(line)
         if running:
             self.containers.add(running[1])
-        step = _STEP.match(line)
-        if step:
-            self.events.step(int(step[1]), int(step[2]), step[3])
-        self.tail.append(line)
-        self.events.log(line)
+        return True
 
 
 @dataclass(frozen=True)
@@ -423,7 +402,7 @@ class DockerBuilder(ImageBuilder):
         no_cache: bool,
         where: str,
     ) -> str:
-        log = BuildLog(events, self._automatic_args)
+        log = DockerLog(events, self._automatic_args)
         image_id: str | None = None
         succeeded = False
         self._thread.capture, self._thread.response = True, None
@@ -720,4 +699,4 @@ def _nothing() -> None:
     pass
 
 
-__all__ = ["CLASH_HINT", "WRONG_PLATFORM_HINT", "BuildLog", "DockerBuilder", "bare_id", "new_enough"]
+__all__ = ["CLASH_HINT", "WRONG_PLATFORM_HINT", "DockerBuilder", "DockerLog", "bare_id", "new_enough"]

@@ -12,7 +12,6 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -37,10 +36,11 @@ from imgfront.engines.base import (
     made_since,
     parse_time,
 )
+from imgfront.engines.buildlog import PodmanLog
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
-from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.nodes.connections import Connection
 from imgfront.oci.client import push_failure
 from imgfront.oci.index import assumed_list, stored_list
@@ -56,10 +56,6 @@ DIGEST_FILTER_SINCE = (4, 6, 0)  # where repo@digest stopped finding a list's un
 PRIVATE_CANCEL_WAIT = 10.0
 SHARED_CANCEL_WAIT = 5.0
 SETTLE = 1.5  # seconds with no step running before the private service's builds count as ended
-_STEP = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
-_IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
-_CACHE_HIT = re.compile(r"^--> Using cache ([0-9a-f]{64})$")
-_UNCONSUMED = re.compile(r"one or more build args were not consumed: \[(.*)\]")
 # What podman-py, requests and the socket below them raise when a request cannot be made or read.
 TRANSPORT_ERRORS = (
     requests.RequestException,
@@ -251,9 +247,7 @@ class PodmanBuilder(ImageBuilder):
         if request.target:
             params["target"] = request.target
         where = f"{request.platform}@{self.name}"
-        tail: deque[str] = deque(maxlen=LOG_TAIL)
-        image_id: str | None = None
-        cached: set[str] = set()  # images the log says came from the cache: not this build's
+        log = PodmanLog(events, self._automatic_args)
         with request.context.tar.open("rb") as body:
             try:
                 self._remember_containers()
@@ -278,41 +272,26 @@ class PodmanBuilder(ImageBuilder):
                     raise PlatformBuildError(f"{where}: the server refused the build: {_error_text(response)}")
                 for message in _messages(response):
                     if "error" in message:
-                        raise PlatformBuildError(f"{where}: {str(message['error']).strip()}", tuple(tail))
-                    for line in str(message.get("stream", "")).splitlines():
-                        if not line.strip() or self._is_own_arg_warning(line):
-                            continue
-                        if _IMAGE_ID.match(line.strip()):
-                            image_id = line.strip()
-                            continue
-                        hit = _CACHE_HIT.match(line.strip())
-                        if hit:
-                            cached.add(hit[1])
-                        tail.append(line)
-                        step = _STEP.match(line)
-                        if step:
-                            events.step(int(step[1]), int(step[2]), step[3])
-                        events.log(line)
+                        log.flush()
+                        raise PlatformBuildError(f"{where}: {str(message['error']).strip()}", tuple(log.tail))
+                    log.feed(str(message.get("stream", "")))
+                log.flush()
             except TRANSPORT_ERRORS as e:
-                raise stream_broken(e, cancel, where, tail, self.settings.idle_timeout) from e
+                raise stream_broken(e, cancel, where, log.tail, self.settings.idle_timeout) from e
             finally:
                 forget()
                 response.close()
+        image_id = log.image_id
         info = self.inspect_image(image_id) if image_id else None
-        made = image_id is not None and image_id not in cached and made_since(info, started)
+        made = image_id is not None and image_id not in log.cached and made_since(info, started)
         if cancel.cancelled:
             if image_id and made:
                 with contextlib.suppress(EngineError):
                     self.remove_image(image_id)
-            raise Cancelled(f"{where}: cancelled", tuple(tail))
+            raise Cancelled(f"{where}: cancelled", tuple(log.tail))
         if image_id is None:
-            raise PlatformBuildError(f"{where}: the build ended without an image", tuple(tail))
+            raise PlatformBuildError(f"{where}: the build ended without an image", tuple(log.tail))
         return image_id, info, made
-
-    def _is_own_arg_warning(self, line: str) -> bool:
-        """Podman warns about build args a Containerfile does not declare; ours are set on every build."""
-        match = _UNCONSUMED.search(line)
-        return match is not None and set(match[1].split()) <= self._automatic_args
 
     # -- what cancelled builds leave behind -------------------------------------------------------
 

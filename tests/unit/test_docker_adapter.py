@@ -22,7 +22,7 @@ from conftest import Recorder
 
 from imgfront.engines import connected
 from imgfront.engines.base import ListInstance
-from imgfront.engines.docker import BuildLog, DockerBuilder, bare_id, new_enough
+from imgfront.engines.docker import DockerBuilder, DockerLog, bare_id, new_enough
 from imgfront.engines.docker_scratch import (
     CONTAINERFILE,
     base_name,
@@ -176,7 +176,7 @@ def test_ids_are_bare_hex_as_in_podman_reports() -> None:
 
 def test_build_log_reads_steps_split_across_pieces_and_drops_its_own_noise() -> None:
     events = Recorder()
-    log = BuildLog(events, frozenset({"TARGETOS", "BUILDARCH"}))
+    log = DockerLog(events, frozenset({"TARGETOS", "BUILDARCH"}))
     for piece in (
         "Step 1/3 : FROM scratch",
         "\n",
