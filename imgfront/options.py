@@ -323,6 +323,15 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         field="outputs",
     ),
     Option(
+        ("--load",),
+        "load",
+        bool,
+        "Short for --output type=image, as in buildx.",
+        default=False,
+        doc="short for `--output type=image` (buildx's `--load`); may be given with other outputs",
+        field=None,
+    ),
+    Option(
         ("--iidfile",),
         "iidfile",
         Path | None,

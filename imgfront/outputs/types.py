@@ -119,8 +119,55 @@ class RootfsOutput(OutputType):
             write_rootfs(staged.store, image, target / image.platform.slug)
 
 
+class LocalOutput(RootfsOutput):
+    """buildx's `type=local`: one platform's filesystem in DEST itself; with several, one folder each as rootfs."""
+
+    name = "local"
+    help = (
+        "the filesystem in DEST (buildx's local exporter); with several platforms, DEST/<os>_<arch>[_<variant>]/ "
+        "each; an earlier multi-platform one is replaced"
+    )
+
+    def write(self, staged: Staged, target: Path) -> None:
+        if len(staged.images) != 1:
+            super().write(staged, target)
+            return
+        from imgfront.outputs.rootfs import write_rootfs
+
+        write_rootfs(staged.store, staged.images[0], target)
+
+
+class TarOutput(OutputType):
+    """buildx's `type=tar`: what `local` writes, as one tar file."""
+
+    name = "tar"
+    help = "the filesystem as one tar file (buildx's tar exporter); with several platforms, a folder each inside"
+
+    def check_dest(self, dest: Path) -> None:
+        if dest.name == "-":
+            raise UsageError("--output type=tar: dest=- (standard output) is not supported", hint="name a file")
+        super().check_dest(dest)
+
+    def write(self, staged: Staged, target: Path) -> None:
+        from imgfront.outputs.layout import tar_directory
+
+        with tempfile.TemporaryDirectory(prefix=".tar-", dir=staged.store.root) as folder:
+            tree = Path(folder) / "tree"
+            LocalOutput().write(staged, tree)
+            tar_directory(tree, target)
+
+
 OUTPUT_TYPES: dict[str, OutputType] = {
-    kind.name: kind() for kind in (ImageOutput, OciLayoutOutput, OciArchiveOutput, DockerArchiveOutput, RootfsOutput)
+    kind.name: kind()
+    for kind in (
+        ImageOutput,
+        OciLayoutOutput,
+        OciArchiveOutput,
+        DockerArchiveOutput,
+        RootfsOutput,
+        LocalOutput,
+        TarOutput,
+    )
 }
 
 

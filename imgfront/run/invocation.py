@@ -64,6 +64,10 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
     elif values["checkpoint"]:
         raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
     outputs = parsed["output"]
+    if values["load"] and not any(s.type == "image" for s in outputs):
+        from imgfront.outputs.types import OutputSpec
+
+        outputs = (*outputs, OutputSpec("image"))
     if pipeline is not None and (len(outputs) > 1 or not wants_image(outputs)):
         raise UsageError("-p builds into local storage only; --output with a file is for Containerfiles")
     push, from_nodes, by_digest = values["push"], values["push_from_nodes"], values["push_by_digest"]

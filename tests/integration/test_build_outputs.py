@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -172,3 +173,45 @@ def test_failed_build_leaves_the_previous_layout_as_it_was(
     assert result.returncode == 1
     assert (layout / "index.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left beside
+
+
+def test_buildx_output_names_local_and_tar_and_load(
+    podman_node, make_context, run_imgfront, emulation_ready, tmp_path: Path
+) -> None:
+    """buildx's `type=local`, `type=tar` and `--load`: two platforms give a folder each, one platform the root."""
+    ctx = make_context(BASE + "RUN uname -m > /built-on\n")
+    local, tarball = tmp_path / "local", tmp_path / "fs.tar"
+    result = run_imgfront(
+        [
+            *("build", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/buildx-outs:1", "--load"),
+            *("-o", f"type=local,dest={local}", "-o", f"type=tar,dest={tarball}", ctx),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert {p.name: (p / "built-on").read_text().strip() for p in local.iterdir()} == {
+        "linux_amd64": "x86_64",
+        "linux_arm64": "aarch64",
+    }
+    with tarfile.open(tarball) as archive:
+        names = set(archive.getnames())
+        built_on = archive.extractfile("linux_arm64/built-on")
+        assert built_on is not None and built_on.read() == b"aarch64\n"
+    assert {"linux_amd64/bin/busybox", "linux_arm64/bin/busybox"} <= names
+    listed = json.loads(podman_node.podman("manifest", "inspect", "localhost/buildx-outs:1").stdout)  # --load
+    assert len(listed["manifests"]) == 2
+
+    one, one_tar = tmp_path / "one", tmp_path / "one.tar"
+    single = run_imgfront(
+        ["build", "--platform", "linux/arm64", "-o", f"type=local,dest={one}", "-o", f"type=tar,dest={one_tar}", ctx],
+        podman_node.env,
+    )
+    assert single.returncode == 0, single.stderr
+    assert (one / "built-on").read_text() == "aarch64\n"
+    assert (one / "bin" / "busybox").is_file()
+    with tarfile.open(one_tar) as archive:
+        assert "bin/busybox" in archive.getnames()
+    again = run_imgfront(["build", "--platform", "linux/arm64", "-o", f"type=local,dest={one}", ctx], podman_node.env)
+    assert again.returncode == 2
+    assert again.stderr.splitlines()[0] == f"imgfront: --output type=local: {one} exists and is not empty"
+    assert (one / "built-on").read_text() == "aarch64\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -168,7 +169,8 @@ def test_cli_bad_output_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]
     assert exit_.value.code == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
-        "imgfront: unknown output type 'zip': use one of image, oci-layout, oci-archive, docker-archive, rootfs"
+        "imgfront: unknown output type 'zip': use one of "
+        "image, oci-layout, oci-archive, docker-archive, rootfs, local, tar"
     ]
 
 
@@ -295,3 +297,38 @@ def test_rootfs_output_has_a_folder_per_platform(tmp_path: Path) -> None:
     assert sorted(p.name for p in rootfs.iterdir()) == ["linux_amd64", "linux_arm64"]
     assert list((rootfs / "linux_arm64" / "etc").iterdir()) == []
     assert (rootfs / "linux_amd64" / "y").read_bytes() == b"2"
+
+
+def test_local_output_is_the_root_for_one_platform_and_a_folder_each_for_several(tmp_path: Path) -> None:
+    layers = [tar_bytes({"etc/": None, "etc/x": b"1"})]
+    one, several = tmp_path / "one", tmp_path / "several"
+    export = lambda r: chunks(docker_archive(r.platform.arch.value, layers))  # noqa: E731
+    write_outputs([OutputSpec("local", one)], [report(ARM64)], export, ())
+    write_outputs([OutputSpec("local", several)], [report(AMD64), report(ARM64)], export, ())
+    assert (one / "etc" / "x").read_bytes() == b"1"
+    assert sorted(p.name for p in several.iterdir()) == ["linux_amd64", "linux_arm64"]
+    with pytest.raises(UsageError, match="one exists and is not empty"):
+        parse_outputs([f"type=local,dest={one}"])  # never written into: imgfront cannot tell it is its own
+    assert parse_outputs([f"type=local,dest={several}"])[0].dest == several  # its own folders: replaced
+
+
+def test_tar_output_holds_what_local_writes(tmp_path: Path) -> None:
+    layers = [tar_bytes({"etc/": None, "etc/x": b"1"})]
+    export = lambda r: chunks(docker_archive(r.platform.arch.value, layers))  # noqa: E731
+    one, several = tmp_path / "one.tar", tmp_path / "several.tar"
+    write_outputs([OutputSpec("tar", one), OutputSpec("tar", several)], [report(AMD64)], export, ())
+    write_outputs([OutputSpec("tar", several)], [report(AMD64), report(ARM64)], export, ())
+    with tarfile.open(one) as archive:
+        assert "etc/x" in archive.getnames()
+    with tarfile.open(several) as archive:
+        assert {"linux_amd64/etc/x", "linux_arm64/etc/x"} <= set(archive.getnames())
+    with pytest.raises(UsageError, match=re.escape("dest=- (standard output) is not supported")):
+        parse_outputs(["type=tar,dest=-"])
+
+
+def test_load_is_type_image_besides_other_outputs(tmp_path: Path) -> None:
+    from imgfront.run.invocation import resolve
+
+    given = {"context": str(tmp_path), "load": True, "output": [f"type=tar,dest={tmp_path}/x.tar"]}
+    assert [s.type for s in resolve(given).options.outputs] == ["tar", "image"]
+    assert [s.type for s in resolve({"context": str(tmp_path), "load": True}).options.outputs] == ["image"]
