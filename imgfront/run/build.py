@@ -62,6 +62,7 @@ class BuildOptions:
     jobs: int | None = None
     keep_failed: bool = False
     cleanup: bool = False  # remove the images from remote nodes once they are home
+    ignorefile: Path | None = None  # instead of the context's .containerignore / .dockerignore
     iidfile: Path | None = None
     metadata_file: Path | None = None
     # A compiled pipeline has one context and Containerfile per platform; they override context/file.
@@ -153,7 +154,9 @@ class Build:
             context, file = self.options.source_for(platform)
             containerfile = build_context.find_containerfile(context, file)
             if (context, containerfile) not in packed:
-                packed[context, containerfile] = build_context.pack(context, containerfile, workdir)
+                packed[context, containerfile] = build_context.pack(
+                    context, containerfile, workdir, self.options.ignorefile
+                )
             by_platform[platform] = packed[context, containerfile]
         return by_platform
 
@@ -188,6 +191,8 @@ class Build:
                     raise UsageError(f"{other} and {option} both write to {path.resolve()}")
         for platform in o.platforms:
             build_context.find_containerfile(*o.source_for(platform))  # a missing file fails before the plan
+        if o.ignorefile is not None and not o.ignorefile.is_file():
+            raise UsageError(f"--ignorefile {o.ignorefile}: no such file")
         return o
 
     def run(self) -> BuildResult:

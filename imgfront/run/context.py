@@ -4,33 +4,38 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from docker.utils.build import tar as docker_tar
-from podman.api import prepare_containerignore
 
 from imgfront.engines.base import PackedContext
-from imgfront.errors import UsageError
+from imgfront.errors import ImgfrontError, UsageError
+from imgfront.util import rundir
 
 CONTAINERFILE_NAMES = ("Containerfile", "Dockerfile")
+IGNORE_FILES = (".containerignore", ".dockerignore")
 # What podman and docker take as a remote context: a URL with a scheme, git@host:path, or github.com/...
 _REMOTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|git@|github\.com/)")
+_GIT = re.compile(r"^(?:git://|git@|github\.com/|https?://[^#]*\.git(?:#|$))")
+DOWNLOAD_TIMEOUT = (15.0, 300.0)
 
 
 def context_folder(text: str) -> Path:
-    """The folder a build context argument names; a URL or `-` (standard input) is refused, for now, by name."""
+    """The folder a build context argument names; a git or http(s) URL is fetched into the run folder first."""
     if text == "-":
         raise UsageError(
-            "a build context read from standard input ('-') is not supported yet",
-            hint="put the Containerfile (or unpack the tar) into a folder and give the folder",
+            "a build context read from standard input ('-') is not supported",
+            hint="put the Containerfile (or unpack the tar) into a folder and give the folder; -f - reads a "
+            "Containerfile from standard input",
         )
     if _REMOTE.match(text):
-        raise UsageError(
-            f"a build context from a URL is not supported yet: {_without_password(text)}",
-            hint="clone or download it first and give its folder, e.g. git clone URL src && imgfront build src",
-        )
+        return remote_context(text)
     path = Path(text)
     if not path.exists():
         raise UsageError(f"context folder {text} does not exist")
@@ -54,6 +59,120 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+def remote_context(url: str) -> Path:
+    """A context from a URL, as podman takes them: a git repository (`URL.git#REF:SUBDIR`, `git@...`,
+    `github.com/...`), or over http(s) a tar archive (gzip, bzip2 or xz) or a lone Containerfile."""
+    folder = rundir.current().subdir("remote-context-")
+    if _GIT.match(url):
+        return _clone(url, folder)
+    scheme = urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise UsageError(
+            f"a build context from a {scheme}:// URL is not supported: {_without_password(url)}",
+            hint="give a folder, a git URL, or an http(s) URL of a tar archive or a Containerfile",
+        )
+    return _download(url, folder)
+
+
+def _clone(url: str, folder: Path) -> Path:
+    """The commit REF names (default: the remote's HEAD), fetched alone; SUBDIR of it is the context."""
+    repository, _, fragment = url.partition("#")
+    ref, _, subdir = fragment.partition(":")
+    if repository.startswith("github.com/"):
+        repository = "https://" + repository
+    checkout = folder / "checkout"
+    git = ["git", "-C", os.fspath(checkout)]
+    fetch = [*git, "fetch", "--quiet", "--depth", "1", "--", repository, ref or "HEAD"]
+
+    def run(step: list[str]) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                step, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=600
+            )
+        except FileNotFoundError:
+            raise ImgfrontError("a git build context needs git", hint="install git (apt install git)") from None
+
+    for step in (
+        ["git", "init", "--quiet", os.fspath(checkout)],
+        fetch,
+        [*git, "checkout", "--quiet", "FETCH_HEAD"],
+        [*git, "submodule", "update", "--quiet", "--init", "--recursive"],
+    ):
+        done = run(step)
+        if done.returncode != 0 and step is fetch and "shallow" in done.stderr:
+            done = run([a for a in step if a not in ("--depth", "1")])  # git's dumb http: the whole history
+        if done.returncode != 0:
+            problem = _hide_password(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "", url)
+            raise UsageError(f"could not fetch the git context {_without_password(url)}: {problem}")
+    shutil.rmtree(checkout / ".git", ignore_errors=True)
+    context = (checkout / subdir).resolve() if subdir else checkout
+    if not context.is_relative_to(checkout.resolve()) or not context.is_dir():
+        raise UsageError(f"the git context {_without_password(url)} has no folder {subdir!r}")
+    return context
+
+
+def _download(url: str, folder: Path) -> Path:
+    """A tar archive is unpacked into the context; anything else is taken as its Containerfile."""
+    import requests
+
+    shown = _without_password(url)
+    body = folder / "download"
+    try:
+        with requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as response:
+            if response.status_code >= 400:
+                raise UsageError(f"could not fetch the build context {shown}: HTTP {response.status_code}")
+            with body.open("wb") as out:
+                for chunk in response.iter_content(1 << 20):
+                    out.write(chunk)
+    except requests.RequestException as e:
+        raise ImgfrontError(f"could not fetch the build context {shown}: {_hide_password(str(e), url)}") from None
+    context = folder / "context"
+    context.mkdir()
+    if tarfile.is_tarfile(body):
+        try:
+            with tarfile.open(body, "r:*") as archive:
+                archive.extractall(context, filter="data")
+        except (tarfile.TarError, OSError) as e:
+            raise UsageError(f"the build context {shown} is not a tar archive imgfront can unpack: {e}") from None
+    else:
+        os.rename(body, context / "Containerfile")
+    body.unlink(missing_ok=True)
+    return context
+
+
+def _hide_password(text: str, url: str) -> str:
+    password = urlsplit(url).password if "://" in url else None
+    return text.replace(password, "***") if password else text
+
+
+def containerfile_from_stdin() -> Path:
+    """`-f -`: the Containerfile read from standard input, kept in the run folder for the build."""
+    text = sys.stdin.read()
+    if not text.strip():
+        raise UsageError("-f -: standard input held no Containerfile")
+    path = rundir.current().subdir("stdin-") / "Containerfile"
+    path.write_text(text)
+    return path
+
+
+def ignore_patterns(context: Path, ignorefile: Path | None = None) -> list[str]:
+    """The exclude patterns: --ignorefile's, else the context's .containerignore, else its .dockerignore."""
+    if ignorefile is not None:
+        if not ignorefile.is_file():
+            raise UsageError(f"--ignorefile {ignorefile}: no such file")
+        # The servers read a .containerignore or .dockerignore in what they are sent as well: leave them out.
+        return [*_patterns(ignorefile), *IGNORE_FILES]
+    for path in (context / name for name in IGNORE_FILES):
+        if path.is_file():
+            return _patterns(path)
+    return []
+
+
+def _patterns(path: Path) -> list[str]:
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def find_containerfile(context: Path, file: Path | None) -> Path:
     if file is not None:
         if not file.is_file():
@@ -65,11 +184,11 @@ def find_containerfile(context: Path, file: Path | None) -> Path:
     raise UsageError(f"no Containerfile or Dockerfile in {context}", hint="name one with -f/--file")
 
 
-def pack(context: Path, containerfile: Path, workdir: Path) -> PackedContext:
+def pack(context: Path, containerfile: Path, workdir: Path, ignorefile: Path | None = None) -> PackedContext:
     """Tar the context once; a Containerfile outside it is added under a name of its own."""
     if not context.is_dir():
         raise UsageError(f"build context {context} is not a directory")
-    excludes = prepare_containerignore(os.fspath(context))
+    excludes = ignore_patterns(context, ignorefile)
     try:
         inside = containerfile.resolve().relative_to(context.resolve()).as_posix()
         extra: tuple[str | None, str | None] = (inside, None)  # keeps it in the tar even if ignored

@@ -63,6 +63,10 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         tags = tags or [t for t in (default_tag(pipeline),) if t]
     elif values["checkpoint"]:
         raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
+    if values["file"] is not None and str(values["file"]) == "-":
+        from imgfront.run.context import containerfile_from_stdin
+
+        parsed["file"] = containerfile_from_stdin()
     outputs = parsed["output"]
     if values["load"] and not any(s.type == "image" for s in outputs):
         from imgfront.outputs.types import OutputSpec

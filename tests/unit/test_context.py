@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from imgfront.errors import UsageError
-from imgfront.run.context import context_folder
+from imgfront.run.context import _GIT, context_folder, ignore_patterns
 
 
 def test_a_folder_is_the_context(tmp_path: Path) -> None:
@@ -29,29 +29,39 @@ def test_a_file_is_not_a_folder_and_the_hint_names_the_fix(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "git"),
     [
-        "https://github.com/example/app.git#main:docker",
-        "git://example.com/app.git",
-        "git@github.com:example/app.git",
-        "github.com/example/app",
-        "http://example.com/context.tar.gz",
+        ("https://github.com/example/app.git#main:docker", True),
+        ("git://example.com/app.git", True),
+        ("git@github.com:example/app.git", True),
+        ("github.com/example/app", True),
+        ("http://example.com/app.git", True),
+        ("http://example.com/context.tar.gz", False),
+        ("https://example.com/Containerfile", False),
     ],
 )
-def test_a_url_is_refused_as_given(url: str) -> None:
-    with pytest.raises(UsageError) as e:
-        context_folder(url)
-    assert e.value.message == f"a build context from a URL is not supported yet: {url}"
-    assert e.value.hint is not None and "clone" in e.value.hint
+def test_git_urls_are_told_from_downloads_as_podman_does(url: str, git: bool) -> None:
+    assert bool(_GIT.match(url)) is git
 
 
-def test_a_url_is_shown_without_its_token() -> None:
+def test_another_scheme_is_refused_without_its_token() -> None:
     with pytest.raises(UsageError) as e:
-        context_folder("https://bot:s3cr3t-token@example.com/app.git")
+        context_folder("ftp://bot:s3cr3t-token@example.com/app.tar")
     assert "s3cr3t-token" not in e.value.message
-    assert e.value.message.endswith("https://bot:***@example.com/app.git")
+    assert e.value.message == "a build context from a ftp:// URL is not supported: ftp://bot:***@example.com/app.tar"
 
 
-def test_standard_input_is_refused_by_name() -> None:
-    with pytest.raises(UsageError, match=r"standard input \('-'\) is not supported yet"):
+def test_standard_input_is_refused_by_name_and_the_hint_names_f_dash() -> None:
+    with pytest.raises(UsageError, match=r"standard input \('-'\) is not supported") as e:
         context_folder("-")
+    assert e.value.hint is not None and "-f -" in e.value.hint
+
+
+def test_ignorefile_replaces_the_context_own(tmp_path: Path) -> None:
+    (tmp_path / ".containerignore").write_text("a\n")
+    own = tmp_path / "other.ignore"
+    own.write_text("# comment\n\nb\n!b/keep\n")
+    assert ignore_patterns(tmp_path) == ["a"]
+    assert ignore_patterns(tmp_path, own) == ["b", "!b/keep", ".containerignore", ".dockerignore"]
+    with pytest.raises(UsageError, match="no such file"):
+        ignore_patterns(tmp_path, tmp_path / "missing")

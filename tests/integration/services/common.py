@@ -115,16 +115,16 @@ def wait_for_service(
     )
 
 
-def wait_for_port(proc: Process, port: int, log: Path) -> None:
+def wait_for_port(proc: Process, port: int, log: Path, what: str = "podman system service") -> None:
     deadline = time.monotonic() + SERVICE_START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"podman system service exited {proc.returncode}:\n{log.read_text()}", pytrace=False)
+            pytest.fail(f"{what} exited {proc.returncode}:\n{log.read_text()}", pytrace=False)
         with socketlib.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
-    pytest.fail(f"podman system service did not listen on 127.0.0.1:{port}:\n{log.read_text()}", pytrace=False)
+    pytest.fail(f"{what} did not listen on 127.0.0.1:{port}:\n{log.read_text()}", pytrace=False)
 
 
 class ForeignProcess:

@@ -1,0 +1,118 @@
+"""Where a build's Containerfile and context come from: a git URL, an http tarball, standard input, --ignorefile."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import BUSYBOX_CONTAINERFILE
+from integration.services.http_files import FileServer, run_file_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> FileServer:
+    base = tmp_path_factory.mktemp("files")
+    (base / "root").mkdir()
+    with run_file_server(base / "root", base / "server.log") as server:
+        yield server
+
+
+def add(archive: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), mode
+    archive.addfile(info, io.BytesIO(data))
+
+
+def served_tarball(server: FileServer, busybox: Path, containerfile: str, name: str) -> str:
+    with tarfile.open(server.root / name, "w:gz") as archive:
+        add(archive, "Containerfile", containerfile.encode())
+        for arch in ("amd64", "arm64"):
+            add(archive, f"busybox-{arch}", (busybox / f"busybox-{arch}").read_bytes(), 0o755)
+        add(archive, "from-tarball", b"tarball\n")
+    return f"{server.url}/{name}"
+
+
+def served_repository(server: FileServer, source: Path, name: str) -> str:
+    """A bare repository served over git's dumb http protocol; its branch `main` holds `source` under sub/."""
+    work = source.parent / f"{name}-work"
+    (work / "sub").mkdir(parents=True)
+    for path in source.iterdir():
+        (work / "sub" / path.name).write_bytes(path.read_bytes())
+        (work / "sub" / path.name).chmod(path.stat().st_mode)
+
+    def git(*args: str, cwd: Path = work) -> None:
+        env = {
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@x",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@x",
+        }
+        subprocess.run(["git", *args], cwd=cwd, env={**env, "PATH": "/usr/bin:/bin"}, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-q", "-m", "context")
+    bare = server.root / f"{name}.git"
+    git("clone", "-q", "--bare", str(work), str(bare), cwd=source.parent)
+    git("update-server-info", cwd=bare)
+    return f"{server.url}/{name}.git"
+
+
+def arch_files(node, image: str, path: str) -> str:
+    return str(node.podman("run", "--rm", image, "cat", path).stdout)
+
+
+def test_contexts_from_an_http_tarball_and_a_git_repository(
+    podman_node, make_context, run_imgfront, emulation_ready, file_server, busybox_bins, tmp_path
+) -> None:
+    containerfile = BUSYBOX_CONTAINERFILE + "COPY from-* /\n"
+    url = served_tarball(file_server, busybox_bins, containerfile, f"ctx-{podman_node.version}.tar.gz")
+    tarball = run_imgfront(
+        ["build", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/from-url:1", url], podman_node.env
+    )
+    assert tarball.returncode == 0, tarball.stderr
+    podman_node.podman("manifest", "inspect", "localhost/from-url:1")
+
+    source = make_context(containerfile, {"from-git": "git\n"})
+    repo = served_repository(file_server, source, f"repo-{podman_node.version}")
+    iid = tmp_path / "iid"
+    git = run_imgfront(["build", "--platform", "linux/arm64", "--iidfile", iid, f"{repo}#main:sub"], podman_node.env)
+    assert git.returncode == 0, git.stderr
+    image = iid.read_text().strip()
+    assert arch_files(podman_node, image, "/from-git") == "git\n"  # run: under qemu, an arm64 image
+    assert podman_node.podman("image", "inspect", "--format", "{{.Architecture}}", image).stdout.strip() == "arm64"
+
+    missing = run_imgfront(["build", f"{repo}#no-such-branch"], podman_node.env)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(f"imgfront: could not fetch the git context {repo}#no-such-branch: ")
+    gone = run_imgfront(["build", f"{file_server.url}/nothing.tar"], podman_node.env)
+    assert (gone.returncode, gone.stderr.splitlines()[0]) == (
+        2,
+        f"imgfront: could not fetch the build context {file_server.url}/nothing.tar: HTTP 404",
+    )
+
+
+def test_containerfile_from_standard_input_and_an_ignorefile(podman_node, make_context, run_imgfront, tmp_path) -> None:
+    ctx = make_context("FROM scratch\n", {"kept": "k\n", "dropped": "d\n", "secret.key": "s\n"})
+    (ctx / ".containerignore").write_text("kept\n")  # replaced by --ignorefile: kept is sent
+    ignore = tmp_path / "build.ignore"
+    ignore.write_text("dropped\n*.key\n")
+    iid = tmp_path / "iid"
+    containerfile = BUSYBOX_CONTAINERFILE + "COPY . /ctx/\n"
+    result = run_imgfront(
+        ["build", "-f", "-", "--ignorefile", ignore, "--iidfile", iid, ctx], podman_node.env, input=containerfile
+    )
+    assert result.returncode == 0, result.stderr
+    listing = podman_node.podman("run", "--rm", iid.read_text().strip(), "ls", "/ctx").stdout.split()
+    assert "kept" in listing and "dropped" not in listing and "secret.key" not in listing
+
+    missing = run_imgfront(["build", "--ignorefile", tmp_path / "nope", ctx], podman_node.env)
+    assert (missing.returncode, missing.stderr.splitlines()) == (
+        2,
+        [f"imgfront: --ignorefile {tmp_path}/nope: no such file"],
+    )
