@@ -154,6 +154,12 @@ def _parse_platforms(values: list[str] | None) -> tuple[Any, ...]:
     return parse_platforms(values or [])
 
 
+def _parse_build_contexts(values: list[str] | None) -> tuple[Any, ...]:
+    from imgfront.run.context import parse_build_contexts
+
+    return parse_build_contexts(values)
+
+
 def _parse_outputs(values: list[str] | None) -> tuple[Any, ...]:
     from imgfront.outputs.types import parse_outputs
 
@@ -265,6 +271,19 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         doc_name="--target STAGE",
         podman="target",
         docker="target",
+    ),
+    Option(
+        ("--build-context",),
+        "build_context",
+        list[str] | None,
+        "NAME=DIR, NAME=docker-image://REF or NAME=https://URL: another context, for COPY --from=NAME; repeatable.",
+        doc="another named context, which `COPY --from=NAME`, `RUN --mount=from=NAME` and `FROM NAME` see: a "
+        "folder (sent to every node), `docker-image://REF`, or an http(s) URL the node fetches; repeatable",
+        doc_name="--build-context NAME=SRC",
+        parse=_parse_build_contexts,
+        field="build_contexts",
+        podman="additionalbuildcontexts",
+        docker=None,
     ),
     Option(
         ("--no-cache",),

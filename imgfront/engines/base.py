@@ -38,6 +38,19 @@ class PackedContext:
 
 
 @dataclass(frozen=True)
+class NamedContext:
+    """`--build-context NAME=...`: a folder packed once and sent to each node, an image, or a URL the node fetches.
+
+    `COPY --from=NAME`, `RUN --mount=from=NAME` and `FROM NAME` see it, as with podman's own.
+    """
+
+    name: str
+    folder: PackedContext | None = None  # its files at the tar's `context/`, beside a Containerfile copying them
+    image: str | None = None  # docker-image://REF
+    url: str | None = None  # http(s)://... of a tar archive or a git repository
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     """Everything one platform's build needs; the same for every engine."""
 
@@ -49,6 +62,7 @@ class BuildRequest:
     target: str | None = None
     no_cache: bool = False
     pull: str = "missing"  # always | missing | never | newer, as podman's --pull
+    named_contexts: tuple[NamedContext, ...] = ()
 
 
 def made_since(image: ImageInfo | None, start: datetime.datetime | None) -> bool:

@@ -33,6 +33,7 @@ from imgfront.engines.base import (
     ListInfo,
     ListInstance,
     NodeInfo,
+    SilentEvents,
     made_since,
     parse_time,
 )
@@ -198,10 +199,17 @@ class PodmanBuilder(ImageBuilder):
         same COPY steps for amd64 come back as the arm64 image.
         """
         start = time.monotonic()
-        image_id, info, made = self._build_once(request, events, cancel, request.no_cache)
-        if info is not None and not request.no_cache and not _is_for(info, request.platform):
-            events.log("imgfront: the layer cache gave an image of another platform; building again without it")
-            image_id, info, made = self._build_once(request, events, cancel, no_cache=True)
+        helpers: list[str] = []
+        try:
+            named = self._named_contexts(request, cancel, helpers)
+            image_id, info, made = self._build_once(request, events, cancel, request.no_cache, named)
+            if info is not None and not request.no_cache and not _is_for(info, request.platform):
+                events.log("imgfront: the layer cache gave an image of another platform; building again without it")
+                image_id, info, made = self._build_once(request, events, cancel, True, named)
+        finally:
+            for helper in helpers:
+                with contextlib.suppress(EngineError):
+                    self.remove_image(helper)
         return BuildReport(
             image_id=image_id,
             digest=info.digest if info else "",
@@ -210,6 +218,40 @@ class PodmanBuilder(ImageBuilder):
             seconds=time.monotonic() - start,
             created=made,
         )
+
+    def _named_contexts(
+        self, request: BuildRequest, cancel: Cancellation, helpers: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """`additionalbuildcontexts`: images and URLs as they are; a folder first becomes an image on this node.
+
+        Before 5.6 a server takes a folder as a path of its own file system, so imgfront sends the folder's
+        files instead, copied into an empty image under a label of this build's own (two platforms building on
+        one node get two images, each removed after its build), which the build then sees as the context.
+        """
+        named: dict[str, dict[str, Any]] = {}
+        for context in request.named_contexts:
+            if context.folder is None:
+                value = context.image or context.url or ""
+                named[context.name] = {
+                    "IsImage": context.image is not None,
+                    "IsURL": context.url is not None,
+                    "Value": value,
+                }
+                continue
+            helper = BuildRequest(
+                context=context.folder,
+                platform=request.platform,
+                labels={"imgfront.named-context": f"{context.name}-{uuid.uuid4().hex}"},
+                pull="never",
+            )
+            try:
+                image_id, _, made = self._build_once(helper, SilentEvents(), cancel, False, {})
+            except PlatformBuildError as e:
+                raise PlatformBuildError(f"--build-context {context.name}: {e.message}", e.log_tail) from None
+            if made:
+                helpers.append(image_id)
+            named[context.name] = {"IsImage": True, "Value": image_id}
+        return named
 
     def _server_time(self) -> datetime.datetime | None:
         """The node's own clock, from an answer's Date header: whole seconds, so at most a second early.
@@ -226,7 +268,12 @@ class PodmanBuilder(ImageBuilder):
         return now
 
     def _build_once(
-        self, request: BuildRequest, events: BuildEvents, cancel: Cancellation, no_cache: bool
+        self,
+        request: BuildRequest,
+        events: BuildEvents,
+        cancel: Cancellation,
+        no_cache: bool,
+        named: dict[str, dict[str, Any]],
     ) -> tuple[str, ImageInfo | None, bool]:
         """One build request: the image id, its inspection, and whether this build made it (not the cache)."""
         params: dict[str, Any] = {
@@ -246,6 +293,8 @@ class PodmanBuilder(ImageBuilder):
             params["annotations"] = json.dumps([f"{k}={v}" for k, v in request.annotations.items()])
         if request.target:
             params["target"] = request.target
+        if named:
+            params["additionalbuildcontexts"] = json.dumps(named, sort_keys=True)
         where = f"{request.platform}@{self.name}"
         log = PodmanLog(events, self._automatic_args)
         with request.context.tar.open("rb") as body:

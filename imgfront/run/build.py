@@ -16,6 +16,7 @@ from imgfront.engines.base import (
     Cancellation,
     ImageBuilder,
     ListInfo,
+    NamedContext,
     NodeInfo,
     PackedContext,
 )
@@ -38,6 +39,7 @@ from imgfront.outputs.types import same_file
 from imgfront.outputs.write import write_outputs
 from imgfront.platforms import Platform
 from imgfront.run import context as build_context
+from imgfront.run.context import ContextSource
 from imgfront.run.lists import LocalListBuilder
 from imgfront.run.metadata import metadata, write_metadata
 from imgfront.run.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
@@ -63,6 +65,7 @@ class BuildOptions:
     keep_failed: bool = False
     cleanup: bool = False  # remove the images from remote nodes once they are home
     ignorefile: Path | None = None  # instead of the context's .containerignore / .dockerignore
+    build_contexts: tuple[ContextSource, ...] = ()  # --build-context
     iidfile: Path | None = None
     metadata_file: Path | None = None
     # A compiled pipeline has one context and Containerfile per platform; they override context/file.
@@ -137,6 +140,7 @@ class Build:
         self.progress = progress
         self.infos = dict(infos) if infos is not None else {b.name: b.info() for b in builders}
         self.preferences = preferences or {}
+        self._named: tuple[NamedContext, ...] = ()
 
     def plan(self) -> Plan:
         return make_plan(self.options.platforms, list(self.infos.values()), self.preferences)
@@ -145,6 +149,10 @@ class Build:
         """Another node for a platform whose node was lost."""
         nodes = [info for name, info in self.infos.items() if name not in lost]
         return make_plan([platform], nodes, self.preferences).assignments[0]
+
+    def _pack_named(self, workdir: Path) -> tuple[NamedContext, ...]:
+        """Each --build-context folder packed once, for every node; images and URLs go as they are."""
+        return tuple(build_context.pack_named(source, workdir) for source in self.options.build_contexts)
 
     def _pack(self, workdir: Path) -> dict[Platform, PackedContext]:
         """Pack each distinct context once, however many platforms build from it."""
@@ -172,6 +180,7 @@ class Build:
             target=o.target,
             no_cache=o.no_cache,
             pull=o.pull,
+            named_contexts=self._named,
         )
 
     def check(self) -> BuildOptions:
@@ -203,6 +212,7 @@ class Build:
         cancel = Cancellation()
         with tempfile.TemporaryDirectory(prefix="build-", dir=rundir.current().path) as workdir:
             packed = self._pack(Path(workdir))
+            self._named = self._pack_named(Path(workdir))
             try:
                 outcomes = run_plan(
                     plan,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -9,12 +10,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from docker.utils.build import tar as docker_tar
 
-from imgfront.engines.base import PackedContext
+from imgfront.engines.base import NamedContext, PackedContext
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.util import rundir
 
@@ -171,6 +173,78 @@ def ignore_patterns(context: Path, ignorefile: Path | None = None) -> list[str]:
 def _patterns(path: Path) -> list[str]:
     lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     return [line for line in lines if line and not line.startswith("#")]
+
+
+@dataclass(frozen=True)
+class ContextSource:
+    """`--build-context NAME=VALUE` as given: a folder, `docker-image://REF`, or an http(s) URL."""
+
+    name: str
+    folder: Path | None = None
+    image: str | None = None
+    url: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "source": os.fspath(self.folder) if self.folder else self.image or self.url or ""}
+
+
+_CONTEXT_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def parse_build_context(text: str) -> ContextSource:
+    """NAME=DIR, NAME=docker-image://REF or NAME=https://URL, each checked before any build."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise UsageError(
+            f"invalid --build-context {text!r}",
+            hint="write it as NAME=DIR, NAME=docker-image://REF or NAME=https://URL",
+        )
+    if not _CONTEXT_NAME.match(name):
+        raise UsageError(f"invalid --build-context name {name!r}: letters, digits, '.', '_' and '-'")
+    if value.startswith("docker-image://"):
+        image = value.removeprefix("docker-image://")
+        if not image:
+            raise UsageError(f"--build-context {name}: docker-image:// names no image")
+        return ContextSource(name, image=image)
+    if value.startswith(("http://", "https://")):
+        return ContextSource(name, url=value)
+    if _REMOTE.match(value):
+        raise UsageError(
+            f"--build-context {name}: {_without_password(value)} is not a folder, docker-image:// or http(s) URL"
+        )
+    folder = Path(value)
+    if not folder.is_dir():
+        raise UsageError(f"--build-context {name}: {value} is not a folder")
+    return ContextSource(name, folder=folder.absolute())
+
+
+def parse_build_contexts(texts: list[str] | None) -> tuple[ContextSource, ...]:
+    sources = tuple(parse_build_context(text) for text in texts or [])
+    names = [s.name for s in sources]
+    for name in names:
+        if names.count(name) > 1:
+            raise UsageError(f"--build-context {name} is given twice")
+    return sources
+
+
+NAMED_CONTEXT_FOLDER = "context"
+
+
+def pack_named(source: ContextSource, workdir: Path) -> NamedContext:
+    """A folder context as a tar of its own: the files under `context/`, and a Containerfile that copies them
+    into an empty image, which each node builds first and the build then sees under the context's name."""
+    if source.folder is None:
+        return NamedContext(source.name, image=source.image, url=source.url)
+    fd, name = tempfile.mkstemp(prefix=f"named-{source.name}-", suffix=".tar", dir=workdir)
+    containerfile = f"FROM scratch\nCOPY {NAMED_CONTEXT_FOLDER}/ /\n".encode()
+    with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo(".imgfront.Containerfile")
+        info.size, info.mode = len(containerfile), 0o644
+        archive.addfile(info, io.BytesIO(containerfile))
+        archive.add(source.folder, arcname=NAMED_CONTEXT_FOLDER)
+    tar = Path(name)
+    packed = PackedContext(tar=tar, containerfile=".imgfront.Containerfile", size=tar.stat().st_size)
+    return NamedContext(source.name, folder=packed)
 
 
 def find_containerfile(context: Path, file: Path | None) -> Path:

@@ -61,6 +61,8 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         pipeline = load(values["pipeline_file"])
         platforms = platforms or pipeline.platforms
         tags = tags or [t for t in (default_tag(pipeline),) if t]
+        if values["build_context"]:
+            raise UsageError("-p cannot be combined with --build-context", hint="a pipeline's sources name its files")
     elif values["checkpoint"]:
         raise UsageError("--checkpoint needs a pipeline", hint="name the pipeline file with -p")
     if values["file"] is not None and str(values["file"]) == "-":

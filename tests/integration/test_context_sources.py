@@ -116,3 +116,65 @@ def test_containerfile_from_standard_input_and_an_ignorefile(podman_node, make_c
         2,
         [f"imgfront: --ignorefile {tmp_path}/nope: no such file"],
     )
+
+
+NAMED = BUSYBOX_CONTAINERFILE + (
+    "COPY --from=extra /data /from-folder\n"
+    "RUN --mount=from=extra,target=/m cat /m/data > /mounted\n"
+    "COPY --from=base /built-on /from-image\n"
+    "COPY --from=remote /from-tarball /from-url\n"
+)
+
+
+def named_contexts_left(node) -> list[str]:
+    listed = node.podman("images", "-a", "-q", "--filter", "label=imgfront.named-context").stdout.split()
+    return [str(i) for i in listed]
+
+
+def test_named_contexts_from_a_folder_an_image_and_a_url_on_every_platform(
+    podman_node, make_context, run_imgfront, emulation_ready, file_server, busybox_bins, tmp_path
+) -> None:
+    base = make_context(BUSYBOX_CONTAINERFILE + "RUN uname -m > /built-on\n")
+    built = run_imgfront(
+        ["build", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/named-base:1", base], podman_node.env
+    )
+    assert built.returncode == 0, built.stderr  # a list: each platform's build takes its own instance
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "data").write_text("from the folder\n")
+    url = served_tarball(file_server, busybox_bins, "FROM scratch\n", f"named-{podman_node.version}.tar.gz")
+    result = run_imgfront(
+        [
+            *("build", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/named:1"),
+            *("--build-context", f"extra={extra}", "--build-context", "base=docker-image://localhost/named-base:1"),
+            *("--build-context", f"remote={url}", make_context(NAMED)),
+        ],
+        podman_node.env,
+    )
+    assert result.returncode == 0, result.stderr
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        image = ["--platform", platform, "localhost/named:1"]
+        files = podman_node.podman("run", "--rm", *image, "cat", "/from-folder", "/mounted", "/from-url").stdout
+        assert files == "from the folder\nfrom the folder\ntarball\n"
+        assert podman_node.podman("run", "--rm", *image, "cat", "/from-image").stdout == f"{machine}\n"
+    assert named_contexts_left(podman_node) == []  # the folder's images on the node went with the build
+
+
+def test_named_context_refusals(podman_node, dockerd, make_context, run_imgfront, tmp_path) -> None:
+    ctx = make_context(BUSYBOX_CONTAINERFILE)
+    cases = [
+        (["--build-context", "nameonly"], "imgfront: invalid --build-context 'nameonly'"),
+        (["--build-context", f"x={tmp_path}/nope"], f"imgfront: --build-context x: {tmp_path}/nope is not a folder"),
+        (
+            ["--build-context", f"x={tmp_path}", "--build-context", f"x={tmp_path}"],
+            "imgfront: --build-context x is given twice",
+        ),
+        (
+            ["--no-local", "--node", f"docker+{dockerd.url}", "--build-context", f"x={tmp_path}"],
+            "imgfront: --build-context is not supported on docker nodes",
+        ),
+    ]
+    for args, first in cases:
+        result = run_imgfront(["build", *args, ctx], podman_node.env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines()[0].startswith(first), result.stderr
