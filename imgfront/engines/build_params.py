@@ -25,8 +25,8 @@ class VersionedParam:
 
 
 BUILD_PARAMS_SINCE: tuple[VersionedParam, ...] = (
-    VersionedParam("volume", "--volume", (5, 0)),
-    VersionedParam("retry", "--retry", (5, 0)),
+    VersionedParam("volume", "--volume", (4, 4)),
+    VersionedParam("retry", "--retry", (5, 3)),
     VersionedParam("sourcedateepoch", "--source-date-epoch", (5, 6)),
     VersionedParam("rewritetimestamp", "--rewrite-timestamp", (5, 6)),
 )

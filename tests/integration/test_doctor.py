@@ -19,8 +19,8 @@ def test_doctor_warns_about_cgroups_v1_and_names_the_missing_build_options(podma
     assert f"v1 (hybrid) with podman {version}: podman 5 deprecates cgroups v1" in cgroups
     options = next(ln for ln in lines if " build options: " in ln)
     assert options.startswith(f"[warn] build options: API {version} has no ")
-    if podman_node.major >= 5:  # 5.0 added volume and retry; 5.6 the timestamps
+    if podman_node.major >= 5:  # 4.4 added volume, 5.3 retry; 5.6 the timestamps
         assert "volume" not in options and "sourcedateepoch (--source-date-epoch, 5.6+)" in options
     else:
-        assert "volume (--volume, 5.0+), retry (--retry, 5.0+)" in options
+        assert "volume (--volume, 4.4+), retry (--retry, 5.3+)" in options
     assert result.returncode == 0, result.stdout + result.stderr  # warnings are not failures

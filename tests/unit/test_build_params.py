@@ -13,6 +13,8 @@ def test_versions_are_read_by_major_and_minor() -> None:
 def test_each_release_lacks_what_came_after_it() -> None:
     names = ["volume", "retry", "sourcedateepoch", "rewritetimestamp"]
     assert [p.param for p in missing_build_params("4.3.1")] == names
+    assert [p.param for p in missing_build_params("4.9.4")] == names[1:]  # volume came in 4.4
+    assert [p.param for p in missing_build_params("5.2.0")] == names[1:]  # retry in 5.3
     assert [p.param for p in missing_build_params("5.4.2")] == ["sourcedateepoch", "rewritetimestamp"]
     assert missing_build_params("5.6.0") == []
 
