@@ -40,6 +40,7 @@ from imgfront.engines.base import (
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
+from imgfront.engines.upload import with_secrets
 from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.nodes.connections import Connection
 from imgfront.oci.client import push_failure
@@ -250,11 +251,15 @@ class PodmanBuilder(ImageBuilder):
             params["annotations"] = json.dumps([f"{k}={v}" for k, v in request.annotations.items()])
         if request.target:
             params["target"] = request.target
+        # Each secret rides in the upload under a fresh random name; the server moves it out of the context.
+        upload, secrets = with_secrets(request.context, request.secrets)
+        if secrets:
+            params["secrets"] = json.dumps(secrets)
         where = f"{request.platform}@{self.name}"
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         image_id: str | None = None
         cached: set[str] = set()  # images the log says came from the cache: not this build's
-        with request.context.tar.open("rb") as body:
+        with upload.open() as body:
             try:
                 self._remember_containers()
                 started = self._server_time()
