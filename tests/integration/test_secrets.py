@@ -166,6 +166,12 @@ def _build(
     return result, {"token": token, "FROM_ENV": from_env}, context, meta, during + after
 
 
+def left_on_server(node: Any) -> list[str]:
+    """Uploaded secrets still in the server's temporary folders (podman's libpod_builder* scratch folders)."""
+    found = node.run("find", "/var/tmp", "/tmp", "-maxdepth", "3", "-name", f"{SECRET_PREFIX}*", check=False)
+    return found.stdout.split()
+
+
 def check_nowhere(
     node: Any,
     tag: str,
@@ -192,6 +198,7 @@ def check_nowhere(
     assert not any(needle in meta.read_bytes() for needle in needles(*values))
     assert files_holding(context, needles(*values)) == []
     assert left == []
+    assert left_on_server(node) == []
 
 
 def test_secrets_reach_run_steps_and_no_layer_log_or_file(
@@ -215,6 +222,7 @@ def test_secrets_reach_run_steps_on_an_ssh_node(
     result, secrets, context, meta, left = build_with_secrets(env, tmp_path, make_context, tag, node)
     assert "@remote]" in result.stderr
     check_nowhere(podman_node, tag, result, secrets, context, meta, left)
+    assert left_on_server(remote) == []  # the node that built it removed its scratch folder too
 
 
 def one_line(stderr: str) -> list[str]:
