@@ -277,3 +277,19 @@ def test_ssh_is_refused_naming_secret_instead(podman_node, make_context, run_img
         "imgfront: --ssh is not supported: podman's build API cannot forward an ssh agent or key, in any version"
     ]
     assert "--secret id=ID,src=PATH" in result.stderr and "STEP" not in result.stderr
+
+
+def test_a_docker_node_refuses_secrets_before_any_build_naming_it(
+    podman_node, dockerd, make_context, run_imgfront, tmp_path: Path
+) -> None:
+    """Docker's legacy builder has no secret mounts: the farm is refused as a whole, before the podman node builds."""
+    key = tmp_path / "key"
+    key.write_text("docker never sees this\n")
+    context = make_context(BUSYBOX_CONTAINERFILE + "RUN --mount=type=secret,id=key true\n")
+    result = run_imgfront(
+        ["build", "--secret", f"id=key,src={key}", "--node", f"docker+{dockerd.url}?name=dock", context],
+        podman_node.env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert one_line(result.stderr) == ["imgfront: --secret is not supported on docker nodes (dock)"]
+    assert "STEP" not in result.stderr and "never sees" not in result.stderr
