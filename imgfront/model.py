@@ -102,3 +102,16 @@ class Credentials:
         import docker.auth  # here, so that a module using the value types does not load the Docker SDK
 
         return str(docker.auth.encode_header(self.registry_auth(server)).decode())
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A build secret (--secret): what a `RUN --mount=type=secret,id=ID` step reads; its bytes never show in a repr.
+
+    The value is read once on this host, from a file or an environment variable, before any build; `source`
+    says which, for messages (never the value itself).
+    """
+
+    id: str
+    value: bytes = field(repr=False)
+    source: str = ""

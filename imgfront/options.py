@@ -10,9 +10,11 @@ here, a `BuildOptions` field, and one line in each engine adapter that supports 
 
 from __future__ import annotations
 
+import csv
 import enum
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
@@ -24,6 +26,7 @@ import typer
 
 from imgfront.engines.build_params import param_since, version_tuple
 from imgfront.errors import UsageError
+from imgfront.model import Secret
 from imgfront.modes import LocalEngine, ProgressMode, PullPolicy, PushMode
 from imgfront.outputs.types import OUTPUT_TYPES, ImageOutput
 
@@ -146,6 +149,98 @@ def parse_pull(value: str | None) -> PullPolicy:
     except ValueError:
         choices = [p.value for p in PullPolicy]
         raise UsageError(f"invalid pull policy {value!r}", hint=f"use {_choices_text(choices)}") from None
+
+
+SECRET_FORMS = "id=ID,src=PATH or id=ID,env=VAR"
+_SECRET_KEYS = ("id", "type", "src", "source", "env")
+_SECRET_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _secret_error(message: str) -> UsageError:
+    # Never the item itself: a value pasted by mistake (--secret TOKEN) must not be printed.
+    return UsageError(f"invalid --secret: {message}", hint=f"write it as {SECRET_FORMS} (buildx's type=file|env too)")
+
+
+def secret_spec(item: str) -> tuple[str, str, str]:
+    """(id, kind, where) of one --secret as buildx writes it: kind is "file" (where: the path) or "env" (the
+    variable). `id` defaults to the file's name or the variable; `type=env` without `env=` reads the variable
+    `src=` or else `id` names, as buildx does."""
+    try:
+        parts = next(csv.reader([item]), [])
+    except csv.Error:
+        raise _secret_error("its quoting does not parse") from None
+    given: dict[str, str] = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep:
+            raise _secret_error("each part is KEY=VALUE, with KEY one of " + _choices_text(_SECRET_KEYS))
+        if key not in _SECRET_KEYS:
+            raise _secret_error(f"unknown key {key[:20]!r}; the keys are " + _choices_text(_SECRET_KEYS, "and"))
+        key = "src" if key == "source" else key
+        if key in given:
+            raise _secret_error(f"{key}= is given twice")
+        given[key] = value
+    kind = given.get("type", "")
+    if kind not in ("", "file", "env"):
+        raise _secret_error(f"type={kind[:20]} is not a secret type; use type=file or type=env")
+    if "src" in given and "env" in given:
+        raise _secret_error("give src= (a file) or env= (a variable), not both")
+    if kind == "file" and "env" in given:
+        raise _secret_error("type=file takes src=PATH, not env=")
+    if kind == "env" or "env" in given:
+        where = given.get("env") or given.get("src") or given.get("id", "")
+        kind = "env"
+    else:
+        where, kind = given.get("src", ""), "file"
+    secret_id = given.get("id") or (os.path.basename(where.rstrip("/")) if kind == "file" else where)
+    if not secret_id:
+        raise _secret_error("no id (id=ID), and no src= or env= to take it from")
+    if kind == "file" and not where:
+        raise _secret_error(f"secret {secret_id} has no src=PATH or env=VAR")
+    if not _SECRET_ID.match(secret_id) or secret_id in (".", ".."):
+        raise _secret_error(f"id {secret_id[:40]!r} may hold only letters, digits, '_', '.' and '-'")
+    return secret_id, kind, where
+
+
+def read_secret(secret_id: str, kind: str, where: str) -> Secret:
+    """The secret's bytes, read here on the client: a remote node's files and environment are not this host's."""
+    if kind == "env":
+        value = os.environb.get(os.fsencode(where)) if where else None
+        if value is None:
+            raise UsageError(
+                f"--secret {secret_id}: the environment variable {where} is not set",
+                hint=f"export {where}, or name another variable with env=",
+            )
+        return Secret(secret_id, value, f"env {where}")
+    path = Path(where).expanduser()
+    try:
+        if not path.exists():
+            raise UsageError(f"--secret {secret_id}: the file {where} does not exist")
+        if not path.is_file():
+            raise UsageError(f"--secret {secret_id}: {where} is not a regular file")
+        return Secret(secret_id, path.read_bytes(), f"file {where}")
+    except OSError as e:
+        raise UsageError(f"--secret {secret_id}: cannot read {where}: {e.strerror or e}") from None
+
+
+def parse_secrets(items: list[str] | None) -> tuple[Secret, ...]:
+    """Each --secret, read now: a missing file or unset variable fails before any build."""
+    secrets: dict[str, Secret] = {}
+    for item in items or []:
+        secret_id, kind, where = secret_spec(item)
+        if secret_id in secrets:
+            raise UsageError(f"--secret {secret_id} is given twice", hint="give each secret its own id")
+        secrets[secret_id] = read_secret(secret_id, kind, where)
+    return tuple(secrets.values())
+
+
+def refuse_ssh(items: list[str] | None) -> None:
+    if items:
+        raise UsageError(
+            "--ssh is not supported: podman's build API cannot forward an ssh agent or key, in any version",
+            hint="give the step what it needs as a secret: --secret id=ID,src=PATH and RUN --mount=type=secret,id=ID",
+        )
 
 
 def _parse_platforms(values: list[str] | None) -> tuple[Any, ...]:
@@ -513,6 +608,32 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         doc_name="--engine podman|docker",
         choices=LocalEngine,
         field=None,
+    ),
+    # -- secrets (issue 13): these rows stay together --
+    Option(
+        ("--secret",),
+        "secret",
+        list[str] | None,
+        f"A secret for RUN --mount=type=secret,id=ID: {SECRET_FORMS}; repeatable.",
+        doc="a secret that `RUN --mount=type=secret,id=ID` reads at `/run/secrets/ID`, from a file or a variable "
+        "on this host; never in an image, a log or a file imgfront writes. Repeatable; see [Secrets](#secrets)",
+        doc_name="--secret id=ID,src=PATH|env=VAR",
+        parse=parse_secrets,
+        field="secrets",
+        podman="secrets",
+        docker=None,
+    ),
+    Option(
+        ("--ssh",),
+        "ssh",
+        list[str] | None,
+        "Not supported: podman's build API cannot forward ssh; use --secret.",
+        doc="refused: podman's build API cannot forward an ssh agent or key in any version; use `--secret`",
+        doc_name="--ssh ID[=SOCKET|KEY]",
+        parse=refuse_ssh,
+        field=None,
+        podman=None,
+        docker=None,
     ),
 )
 

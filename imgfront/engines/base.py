@@ -20,6 +20,7 @@ from imgfront.model import BuildReport as BuildReport
 from imgfront.model import ImageInfo as ImageInfo
 from imgfront.model import ListInfo as ListInfo
 from imgfront.model import NodeInfo as NodeInfo
+from imgfront.model import Secret
 from imgfront.platforms import Platform
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class BuildRequest:
     no_cache: bool = False
     pull: str = "missing"  # always | missing | never | newer, as podman's --pull
     named_contexts: tuple[NamedContext, ...] = ()
+    secrets: tuple[Secret, ...] = ()  # sent with the context at send time, never written to disk
 
 
 def made_since(image: ImageInfo | None, start: datetime.datetime | None) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from dockerfile_parse import DockerfileParser
 
+from imgfront.engines.upload import archive_end
 from imgfront.platforms import Platform
 
 REPOSITORY = "localhost/imgfront-scratch"  # imgfront's own name; localhost/ says it is never pulled
@@ -131,16 +132,10 @@ def with_containerfile(context: Path, text: str) -> tuple[str, int, bytes]:
     Returns the added file's name (CONTAINERFILE, or a variant of it the context does not hold), how many
     bytes of the context tar to send before its end-of-archive blocks, and the tar bytes to send after them.
     """
-    with tarfile.open(context) as archive:
-        members = archive.getmembers()
-    names = {m.name.removeprefix("./") for m in members}
+    end, names = archive_end(context)
     name, n = CONTAINERFILE, 1
     while name in names:
         name, n = f"{CONTAINERFILE}.{n}", n + 1
-    end = 0
-    if members:
-        last = members[-1]
-        end = last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
     return name, end, _tar({name: text.encode()})
 
 

@@ -41,6 +41,7 @@ from imgfront.engines.buildlog import PodmanLog
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
+from imgfront.engines.upload import with_secrets
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.nodes.connections import Connection
 from imgfront.oci.client import push_failure
@@ -295,9 +296,13 @@ class PodmanBuilder(ImageBuilder):
             params["target"] = request.target
         if named:
             params["additionalbuildcontexts"] = json.dumps(named, sort_keys=True)
+        # Each secret rides in the upload under a fresh random name; the server moves it out of the context.
+        upload, secrets = with_secrets(request.context, request.secrets)
+        if secrets:
+            params["secrets"] = json.dumps(secrets)
         where = f"{request.platform}@{self.name}"
         log = PodmanLog(events, self._automatic_args)
-        with request.context.tar.open("rb") as body:
+        with upload.open() as body:
             try:
                 self._remember_containers()
                 started = self._server_time()

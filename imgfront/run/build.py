@@ -30,7 +30,7 @@ from imgfront.errors import (
     UsageError,
     signal_of,
 )
-from imgfront.model import Preference
+from imgfront.model import Preference, Secret
 from imgfront.modes import PullPolicy, PushMode
 from imgfront.oci.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.options import fit_engines
@@ -72,6 +72,7 @@ class BuildOptions:
     contexts: Mapping[Platform, tuple[Path, Path]] = field(default_factory=dict)
     outputs: tuple[OutputSpec, ...] = ()  # --output; none means type=image
     push: PushOptions | None = None
+    secrets: tuple[Secret, ...] = ()  # --secret, read on this host; their bytes never show in a repr
 
     @property
     def keeps_list(self) -> bool:
@@ -181,6 +182,7 @@ class Build:
             no_cache=o.no_cache,
             pull=o.pull,
             named_contexts=self._named,
+            secrets=o.secrets,
         )
 
     def check(self) -> BuildOptions:

@@ -52,6 +52,10 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         from imgfront.pipeline import load
         from imgfront.pipeline.build import default_tag
 
+        if parsed["secret"]:
+            raise UsageError(
+                "-p cannot take --secret", hint="a pipeline's stages mount no secrets; it is for Containerfiles"
+            )
         for value, name in ((context, "a build context"), (file, "-f/--file"), (target, "--target")):
             if value is not None:
                 raise UsageError(

@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import sys
+import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -350,3 +352,69 @@ def test_install_makes_a_venv_once_when_imgfront_is_not_installed(podman_node: A
     assert again.ok, explain(again)
     assert "reusing" in again.step("install").stdout
     assert again.step("install").outputs["imgfront"] == imgfront
+
+
+def test_secrets_inputs_reach_run_steps_masked_and_nowhere_else(
+    podman_node: Any, make_context: Any, tmp_path: Path
+) -> None:
+    """secrets (one a line, and a quoted one of two lines), secret-files and secret-envs each reach a RUN step's
+    /run/secrets/ID; every value, and each line of the multi-line one, is masked and shows nowhere."""
+    token, first, second = (f"{kind}-{uuid.uuid4().hex}" for kind in ("token", "first", "second"))
+    from_file, from_env = f"file-{uuid.uuid4().hex}", f"env-{uuid.uuid4().hex}"
+    outside = Path(tempfile.mkdtemp(prefix="action-secret-"))  # not under the workspace, which leaks() reads
+    try:
+        secret_file = outside / "index.netrc"
+        secret_file.write_text(from_file + "\n")
+        steps = "".join(
+            f"RUN --mount=type=secret,id={i} sha256sum /run/secrets/{i} | cut -d' ' -f1 > /{i}.sha\n"
+            for i in ("token", "multi", "netrc", "fromenv")
+        )
+        context = make_context(APP + steps)
+        env = dict(podman_node.env)
+        env["PATH"] = os.pathsep.join([os.fspath(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+        env["REGISTRY_AUTH_FILE"] = os.fspath(tmp_path / "no-auth.json")
+        env["PRIVATE_INDEX_TOKEN"] = from_env
+        result = run_action(
+            ROOT,
+            {
+                "context": context.name,
+                "tags": "localhost/action-secrets:1",
+                "secrets": f'token={token}\n"multi={first}\n{second}"',
+                "secret-files": f"netrc={secret_file}",
+                "secret-envs": "fromenv=PRIVATE_INDEX_TOKEN",
+            },
+            env=env,
+            workspace=tmp_path,
+            runner_temp=tmp_path / "runner-temp",
+        )
+    finally:
+        shutil.rmtree(outside)
+    assert result.ok, explain(result)
+    for value in (token, first, second, from_file, from_env):
+        assert value in result.masks
+        assert result.leaks(value) == []
+    assert "--secret id=token,env=IMGFRONT_SECRET_0" in result.step("build").stdout
+    shas = podman_node.podman(
+        "run", "--rm", "localhost/action-secrets:1", "cat", "/token.sha", "/multi.sha", "/netrc.sha", "/fromenv.sha"
+    ).stdout.split()
+    values = (token, f"{first}\n{second}", from_file + "\n", from_env)
+    assert shas == [hashlib.sha256(v.encode()).hexdigest() for v in values]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "failing_step"),
+    [
+        ({"secrets": "a-value-with-no-id"}, "build"),  # the parser's check: an id=value line has an id
+        ({"secret-envs": "NO_ID_HERE"}, "inputs"),  # id=VARIABLE lines
+        ({"secret-files": "key=missing.txt"}, "build"),  # imgfront's check, before any build
+    ],
+)
+def test_bad_secret_inputs_fail_with_exit_code_2_and_show_no_value(
+    run: RunAction, make_context: Any, inputs: dict[str, str], failing_step: str
+) -> None:
+    context = make_context(APP)
+    result = run({"context": context.name, **inputs})
+    assert result.exit_code == 2, explain(result)
+    assert [s.id for s in result.steps if s.status == "failure"] == [failing_step]
+    assert "Traceback" not in result.log() and "STEP" not in result.log()
+    assert result.leaks("a-value-with-no-id") == []
