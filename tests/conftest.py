@@ -53,6 +53,10 @@ from integration.services.podman_other import OtherPodman, ServiceError, other_n
 from integration.services.registry import RegistryServer, run_registry
 from integration.services.sshd import Sshd, run_sshd
 
+# imgfront keeps its private podman service for a while after a run (engines/service.py). Every service a test
+# starts is stopped by its PID, so none is kept here unless a test asks for it and stops it itself.
+os.environ.setdefault("IMGFRONT_SERVICE_LINGER", "0")
+
 BUSYBOX_DIR_DEFAULT = Path("/var/cache/imgfront/busybox")
 BUSYBOX_ARCHES = ("amd64", "arm64")
 IMGFRONT_TIMEOUT = 540.0  # below pytest-timeout's 600 s, so the subprocess's own timeout reports first

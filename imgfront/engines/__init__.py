@@ -117,16 +117,26 @@ def open_local(env: Mapping[str, str] = os.environ, settings: EngineSettings | N
                 continue
             yield builder
             return
-    service = PrivateService()
+    service = PrivateService(env=env)
     try:
         uri = service.start()
         with contextlib.ExitStack() as stack:
-            private = connect(Connection("local", uri, source="private service"), stack, settings, local=True)
+            source = "private service (kept from an earlier run)" if service.reused else "private service"
+            try:
+                private = connect(Connection("local", uri, source=source), stack, settings, local=True)
+            except EngineError:
+                if not service.reused:
+                    raise
+                uri = service.restart()  # it timed out as this run came: a new one
+                private = connect(Connection("local", uri, source="private service"), stack, settings, local=True)
             assert isinstance(private, PodmanBuilder)
-            private.service = service  # its steps are imgfront's to stop
+            private.service = service  # no other run uses it: its steps are imgfront's to stop
             yield private
-    finally:
-        service.stop()
+    except BaseException:
+        service.stop()  # after a failure or an interrupt, nothing of it is kept
+        raise
+    else:
+        service.release()
 
 
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
