@@ -67,6 +67,7 @@ class ListInfo:
     media_type: str
     size: int
     instances: tuple[str, ...]  # instance manifest digests
+    platforms: tuple[str, ...] = ()  # each instance's os/arch[/variant] as the list says it, when known
 
 
 @dataclass(frozen=True)

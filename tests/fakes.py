@@ -195,7 +195,10 @@ class FakeEngine(ImageBuilder):
         found = self.list_named(name) or self.lists.get(name)
         if found is None:
             return None
-        return ListInfo(name, found.id, found.digest, OCI_INDEX, 100, tuple(f"sha256:{i}" for i, _ in found.instances))
+        digests = tuple(f"sha256:{i}" for i, _ in found.instances)
+        return ListInfo(
+            name, found.id, found.digest, OCI_INDEX, 100, digests, tuple(str(p) for _, p in found.instances)
+        )
 
     def create_list(self, instances: Sequence[ListInstance]) -> ListInfo:
         made = FakeList(_new_id(), tuple((i.image_id, i.platform) for i in instances))

@@ -568,15 +568,17 @@ class PodmanBuilder(ImageBuilder):
         if "manifests" not in data:
             return None  # a plain image by that name, not a list
         digests = tuple(str(m["digest"]) for m in data["manifests"])
+        platforms = tuple(_entry_platform(m.get("platform") or {}) for m in data["manifests"])
         record = self._list_record(name)
         if record is None:
             # podman 4.3's listing fails once any list in the store names an instance that is gone; then the form
             # both versions store a list in (an OCI index) stands, unconfirmed by storage's digests.
             stored = assumed_list(data)
-            return ListInfo(name, self._list_id(name, digests), stored.digest, stored.media_type, stored.size, digests)
+            list_id = self._list_id(name, digests)
+            return ListInfo(name, list_id, stored.digest, stored.media_type, stored.size, digests, platforms)
         known = [str(r).partition("@")[2] for r in record.get("RepoDigests") or []]
         stored = stored_list(data, known, str(record.get("Digest", "")))
-        return ListInfo(name, str(record["Id"]), stored.digest, stored.media_type, stored.size, digests)
+        return ListInfo(name, str(record["Id"]), stored.digest, stored.media_type, stored.size, digests, platforms)
 
     def _list_record(self, name: str) -> dict[str, Any] | None:
         """The list's own entry in the image listing (its id, and every manifest digest storage keeps for it).
@@ -748,6 +750,11 @@ class PodmanBuilder(ImageBuilder):
         if self._client_now is not None:
             self._client_now.close()
             self._client_now = None
+
+
+def _entry_platform(platform: Mapping[str, Any]) -> str:
+    """A list entry's platform as os/arch[/variant]."""
+    return "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k))
 
 
 def _messages(response: APIResponse) -> Iterator[dict[str, Any]]:

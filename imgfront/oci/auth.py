@@ -14,10 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import docker.auth
-import docker.credentials
-import docker.errors
-
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.model import Credentials
 from imgfront.util.files import config_home
@@ -108,6 +104,9 @@ def _lookup(path: Path, reference: str) -> Credentials | None:
     raw = _read_json(path)
     if not raw:
         return None
+    import docker.auth  # here: a build that pushes nothing needs no Docker SDK
+    import docker.errors
+
     try:
         config = docker.auth.load_config(config_dict=raw)  # a legacy ~/.dockercfg is the `auths` table alone
     except (docker.errors.DockerException, ValueError) as e:
@@ -146,6 +145,8 @@ def store_credentials(registry: str, credentials: Credentials, authfile: Path | 
     key = normalize_registry(registry)
     helper = (data.get("credHelpers") or {}).get(key) or data.get("credsStore")
     if helper:
+        import docker.credentials
+
         try:
             docker.credentials.Store(helper).store(key, credentials.username, credentials.password)
         except docker.credentials.StoreError as e:

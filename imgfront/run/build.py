@@ -275,6 +275,8 @@ class Build:
                     image_list = lists.publish(staged, o.tags)
         except BaseException:
             with signals.deferred():
+                if lists.unchanged:
+                    staged = None  # the list under -t is the one it was: never the build's to drop
                 if staged is not None and keep_staged:
                     self.progress.note(
                         f"the new list is kept as {staged.name}; the names given with -t still name the old one "
@@ -331,7 +333,7 @@ class Build:
         if not self.options.tags:
             self.progress.note("no -t given: the images are left untagged and no list is made")
             return None, home
-        return lists.stage(home), home
+        return lists.stage(home, self.options.tags), home
 
     def _write_files(
         self, reports: Sequence[BuildReport], image_list: ListInfo | None, data: dict[str, object]

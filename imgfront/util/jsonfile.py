@@ -7,9 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from imgfront.util.files import write_atomically
 
 
@@ -28,6 +25,9 @@ class JSONFileError(Exception):
 
 def schema_problem(document: Any, schema: Mapping[str, Any]) -> str | None:
     """The most relevant place the document breaks the schema, as `.key[0]: message`, or None when it fits."""
+    from jsonschema import Draft202012Validator  # here: most runs read no file with a schema
+    from jsonschema.exceptions import best_match
+
     error = best_match(Draft202012Validator(schema).iter_errors(document))
     if error is None:
         return None

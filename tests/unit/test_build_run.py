@@ -163,3 +163,27 @@ def test_metadata_file_and_an_output_in_one_place_are_refused_before_any_build(c
     with pytest.raises(UsageError, match="both write to"):
         run(engine, options(context, metadata_file=tmp_path / "out.tar", outputs=outputs))
     assert engine.builds == []
+
+
+def test_an_unchanged_rebuild_keeps_the_list_it_finds_and_makes_none(context: Path) -> None:
+    engine = FakeEngine()
+    old = first_list(engine, context)
+    engine.script = {AMD64: Script.CACHED, ARM64: Script.CACHED}
+    lists_before = set(engine.lists)
+    run(engine, options(context))
+    assert set(engine.lists) == lists_before  # no list made, none dropped
+    assert engine.list_named(TAG).id == old  # type: ignore[union-attr]
+    assert engine.runnable(TAG, AMD64) and engine.runnable(TAG, ARM64)
+
+    engine.push_fails = True  # a failed push of the unchanged list leaves it as it was, under its name
+    with pytest.raises(EngineError):
+        run(engine, options(context, push=PushOptions()))
+    assert engine.list_named(TAG).id == old  # type: ignore[union-attr]
+
+
+def test_a_rebuild_with_one_platform_changed_makes_a_new_list(context: Path) -> None:
+    engine = FakeEngine()
+    old = first_list(engine, context)
+    engine.script = {AMD64: Script.CACHED, ARM64: Script.OK}
+    run(engine, options(context))
+    assert engine.list_named(TAG).id != old  # type: ignore[union-attr]
