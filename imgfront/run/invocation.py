@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgfront.errors import UsageError
 from imgfront.modes import ProgressMode, PushMode
 from imgfront.options import BUILD_OPTIONS
-from imgfront.pipeline import Pipeline
 from imgfront.run.build import BuildOptions
+
+if TYPE_CHECKING:
+    from imgfront.pipeline import Pipeline  # loaded only for -p: a Containerfile build needs no stage types
 
 
 @dataclass(frozen=True)

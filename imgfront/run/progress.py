@@ -8,16 +8,15 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from imgfront.errors import Cancelled, ImgfrontError
 from imgfront.model import BuildReport
 from imgfront.modes import ProgressMode
 from imgfront.run.plan import Assignment, Plan
+
+if TYPE_CHECKING:
+    from rich.table import Table  # rich is loaded only to draw: quiet and json runs never need it
 
 
 @dataclass
@@ -119,6 +118,8 @@ class PlainProgress(Progress):
             print(message, file=self.out, flush=True)
 
     def summary(self, reports: Sequence[BuildReport]) -> None:
+        from rich.console import Console
+
         console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
         console.print(summary_table(reports))
 
@@ -151,10 +152,15 @@ class TtyProgress(PlainProgress):
     """A live table, one row a platform: state, step N/M, elapsed time and the last log line."""
 
     def __post_init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
         self.console = Console(file=self.out)
         self.live = Live(console=self.console, refresh_per_second=8, transient=False, get_renderable=self._table)
 
     def _table(self) -> Table:
+        from rich.table import Table
+
         table = Table(box=None, show_header=True, header_style="bold")
         for column in ("platform", "node", "state", "step", "time", "last line"):
             table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=60 if column == "last line" else None)
@@ -187,6 +193,8 @@ class TtyProgress(PlainProgress):
 
 
 def summary_table(reports: Sequence[BuildReport]) -> Table:
+    from rich.table import Table
+
     table = Table(title=None, box=None, header_style="bold")
     for column in ("platform", "node", "digest", "seconds"):
         table.add_column(column, no_wrap=True)
