@@ -128,31 +128,64 @@ class Report:
         if self.identical:
             return [f"{self.first} and {self.second} are identical"]
         which = f": {', '.join(self.platforms)}" if self.platforms else ""
-        out = [f"{self.first} and {self.second} differ{which}"]
+        out: list[str | tuple[str, int | None]] = [f"{self.first} and {self.second} differ{which}"]
         groups: dict[tuple[str, str, int | None, str | None], list[Difference]] = {}
         for d in self.differences:
             groups.setdefault((d.scope, d.part, d.layer, d.path), []).append(d)
-        shown: dict[tuple[str, int | None], int] = {}
-        hidden: dict[tuple[str, int | None], tuple[str, int]] = {}
-        for (scope, part, layer, path), items in groups.items():
-            fields = "; ".join(f"{d.field} {_text(d.first)} vs {_text(d.second)}" for d in items)
+        files: dict[tuple[str, int | None], list[list[Difference]]] = {}
+        for (scope, part, layer, _), items in groups.items():
+            fields = _fields_text(items)
             if part == "file":
-                key = (scope, layer)
-                shown[key] = shown.get(key, 0) + 1
-                if max_files and shown[key] > max_files:
-                    prefix, count = hidden.get(key, (f"{scope}: {_layer_text(items[0])}", 0))
-                    hidden[key] = (prefix, count + 1)
-                    continue
-                out.append(f"{scope}: {_layer_text(items[0])} differs: {path}: {fields}")
+                if (scope, layer) not in files:
+                    files[(scope, layer)] = []
+                    out.append((scope, layer))  # the layer's file lines go here, ranked
+                files[(scope, layer)].append(items)
             elif part == "compression":
                 out.append(f"{scope}: {_layer_text(items[0])} differs only in compression: {fields}")
             elif part == "layer":
                 out.append(f"{scope}: {_layer_text(items[0])} differs: {fields}")
             else:
                 out.append(f"{scope}: {part} differs: {fields}")
-        for prefix, count in hidden.values():
-            out.append(f"{prefix}: and {count} more files differ (--max-files 0 shows all)")
-        return out
+        lines: list[str] = []
+        for item in out:
+            lines.extend([item] if isinstance(item, str) else _file_lines(files[item], max_files))
+        return lines
+
+
+_SUBSTANCE = frozenset({"presence", "type", "content", "size", "link"})
+
+
+def _fields_text(items: Sequence[Difference]) -> str:
+    return "; ".join(f"{d.field} {_text(d.first)} vs {_text(d.second)}" for d in items)
+
+
+def _file_lines(files: Sequence[Sequence[Difference]], max_files: int) -> list[str]:
+    """A layer's files, what they hold first and times last; many files that differ only in mtime make one line."""
+    prefix = f"{files[0][0].scope}: {_layer_text(files[0][0])} differs"
+
+    def rank(items: Sequence[Difference]) -> int:
+        names = {d.field for d in items}
+        return 0 if names & _SUBSTANCE else 2 if names == {"mtime"} else 1
+
+    ranked = sorted(files, key=rank)
+    lines: list[str] = []
+    only_mtime = [items for items in ranked if rank(items) == 2]
+    if len(only_mtime) > 3:
+        ranked = [items for items in ranked if rank(items) != 2]
+        pairs = {(items[0].first, items[0].second) for items in only_mtime}
+        first, second = min(pairs)
+        times = f"{first} vs {second}" + (" and others" if len(pairs) > 1 else "")
+        example = ", ".join(str(items[0].path) for items in only_mtime[:3])
+        tail = f"{len(only_mtime)} files differ only in mtime ({times}), e.g. {example}"
+    else:
+        tail = ""
+    shown = ranked[:max_files] if max_files else ranked
+    lines.extend(f"{prefix}: {items[0].path}: {_fields_text(items)}" for items in shown)
+    if len(ranked) > len(shown):
+        lines.append(f"{prefix}: and {len(ranked) - len(shown)} more files (--max-files 0 shows all)")
+    if tail:
+        lines.append(f"{prefix}: {tail}")
+    return lines
 
 
 def _layer_text(d: Difference) -> str:

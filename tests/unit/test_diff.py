@@ -244,16 +244,25 @@ def test_json_output(layouts, capsys):
     assert json.loads(out)["differences"] == []
 
 
-def test_many_files_are_capped_per_layer(layouts, capsys):
+def test_many_files_are_capped_per_layer_and_times_alone_make_one_line(layouts, capsys):
     many = {f"f{i:02}": File(b"x") for i in range(30)}
-    later = {name: replace(f, mtime=T0 + 1) for name, f in many.items()}
-    a, b = layouts(Image(layers=(many,))), layouts(Image(layers=(later,)))
+    changed = {name: replace(f, data=b"y") for name, f in many.items()}
+    a, b = layouts(Image(layers=(many,))), layouts(Image(layers=(changed,)))
     code, out, _ = run_diff(capsys, "--max-files", "5", a, b)
     assert code == 1
-    assert sum(" mtime " in line for line in out.splitlines()) == 5
-    assert "and 25 more files differ" in out
+    assert sum(" content " in line for line in out.splitlines()) == 5
+    assert "linux/amd64: layer 1 of 1 differs: and 25 more files (--max-files 0 shows all)" in out
     code, out, _ = run_diff(capsys, "--max-files", "0", a, b)
-    assert sum(" mtime " in line for line in out.splitlines()) == 30
+    assert sum(" content " in line for line in out.splitlines()) == 30
+
+    later = {**{name: replace(f, mtime=T0 + 1) for name, f in many.items()}, "f00": File(b"z", mtime=T0 + 1)}
+    code, out, _ = run_diff(capsys, layouts(Image(layers=(many,))), layouts(Image(layers=(later,))))
+    lines = [line for line in out.splitlines() if line.startswith("linux/amd64: layer")]
+    assert lines[0].startswith("linux/amd64: layer 1 of 1 differs: /f00: content ")  # what changed comes first
+    assert lines[1] == (
+        "linux/amd64: layer 1 of 1 differs: 29 files differ only in mtime "
+        "(2026-12-01T10:00:00Z vs 2026-12-01T10:00:01Z), e.g. /f01, /f02, /f03"
+    )
 
 
 def test_oci_archive_reads_as_its_layout(layouts, tmp_path, capsys):
