@@ -177,6 +177,27 @@ def test_gzip_header_mtime_alone_is_a_compression_difference(layouts, capsys):
     assert "/bin/tool" not in out  # the same tar: no file is listed
 
 
+def test_gzip_header_name_and_os(tmp_path, capsys):
+    from imgfront.oci.diff import read_gzip_header
+
+    named = gz(b"data", mtime=T0, name="layer.tar")
+    header, prefix = read_gzip_header(io.BytesIO(named))
+    assert header is not None
+    assert (header.name, header.mtime, prefix) == ("layer.tar", T0, named[: len(prefix)])
+    assert header.fields()["gzip name"] == "layer.tar"
+    plain, _ = read_gzip_header(io.BytesIO(b"not gzip at all"))
+    assert plain is None
+
+
+def test_the_same_files_in_another_order(layouts, capsys):
+    files = {"a": File(b"1"), "b": File(b"2")}
+    code, out, _ = run_diff(
+        capsys, layouts(Image(layers=(files,))), layouts(Image(layers=(dict(reversed(files.items())),)))
+    )
+    assert code == 1
+    assert "linux/amd64: layer 1 of 1 differs: member order (the same files) 2 members vs 2 members" in out
+
+
 def test_config_fields_created_labels_env_and_history(layouts, capsys):
     a = layouts(Image(labels={"io.buildah.version": "1.28.2", "keep": "1"}, env=("PATH=/bin", "A=1")))
     b = layouts(
