@@ -52,6 +52,8 @@ def diff(
         raise DiffError(e.message, e.hint) from e
     except OSError as e:
         raise DiffError(f"cannot read an image: {e}") from e
+    except Exception as e:  # a stream broken half-way (urllib3, zlib): still not "they differ"
+        raise DiffError(f"cannot compare: {type(e).__name__}: {e}", hint="--debug shows the traceback") from e
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

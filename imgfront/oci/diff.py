@@ -131,7 +131,9 @@ class Report:
         out: list[str | tuple[str, int | None]] = [f"{self.first} and {self.second} differ{which}"]
         groups: dict[tuple[str, str, int | None, str | None], list[Difference]] = {}
         for d in self.differences:
-            groups.setdefault((d.scope, d.part, d.layer, d.path), []).append(d)
+            # One line per config field (a history entry's fields together); lists, manifests, files: one each.
+            what = d.field.partition(".")[0] if d.part == "config" else d.path
+            groups.setdefault((d.scope, d.part, d.layer, what), []).append(d)
         files: dict[tuple[str, int | None], list[list[Difference]]] = {}
         for (scope, part, layer, _), items in groups.items():
             fields = _fields_text(items)

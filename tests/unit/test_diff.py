@@ -324,6 +324,18 @@ def test_bad_input_is_one_line_exit_2(layouts, capsys, ref, says):
     assert "Traceback" not in err
 
 
+def test_an_unreachable_registry_is_exit_2(layouts, capsys):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, out, err = run_diff(capsys, f"docker://127.0.0.1:{port}/app:1", layouts(Image()), "--tls-verify=false")
+    assert code == 2
+    assert out == ""
+    assert err.splitlines()[0] == f"imgfront: 127.0.0.1:{port}: cannot reach the registry (ConnectionError)"
+
+
 def test_a_broken_layer_is_exit_2_not_a_difference(layouts, capsys):
     a, b = layouts(Image()), layouts(Image(layers=({"other": File()},)))
     blobs = Path(b.removeprefix("oci:")) / "blobs" / "sha256"
