@@ -16,7 +16,7 @@ import posixpath
 import struct
 import tarfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -273,10 +273,14 @@ def _compare_lists(first: ImageSource, a: Node, second: ImageSource, b: Node, re
         if x.get("digest") == y.get("digest"):
             continue
         na, nb = first.instance(x), second.instance(y)
+        if na.digest == nb.digest:  # local storage names an image by the manifest it keeps, not the one exported
+            note = f"digest (the same image {na.digest} read from both: one side stores another manifest for it)"
+            add(Difference(key, "manifest", note, str(x.get("digest")), str(y.get("digest"))))
+            continue
         add(Difference(key, "manifest", "digest", str(x.get("digest")), str(y.get("digest"))))
         _compare_images(first, na, na.json(), second, nb, nb.json(), report, key)
     if len(report.differences) == before and not (only_a or only_b) and a.digest != b.digest:
-        add(Difference("list", "list", "bytes (the same entries, written differently)", a.digest, b.digest))
+        _compare_json("list", "list", ia, ib, a, b, add)
 
 
 def _compare_list_with_image(first: ImageSource, a: Node, second: ImageSource, b: Node, report: Report) -> None:
@@ -356,7 +360,31 @@ def _compare_images(
         same_tar = same_config or (i < len(diff_a) and i < len(diff_b) and diff_a[i] == diff_b[i])
         _compare_layers(first, x, second, y, same_tar, report, scope, i + 1, counts)
     if len(report.differences) == before:
-        add(Difference(scope, "manifest", "bytes (the same content, written differently)", a.digest, b.digest))
+        _compare_json(scope, "manifest", ma, mb, a, b, add)
+
+
+def _flat(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _flat(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            yield from _flat(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def _compare_json(scope: str, part: str, x: Any, y: Any, a: Node, b: Node, add: Any) -> None:
+    """What the fields compared above do not cover: any other field, else how the same JSON was written."""
+    fx, fy = dict(_flat(x)), dict(_flat(y))
+    found = False
+    for key in [*fx, *(k for k in fy if k not in fx)]:
+        if fx.get(key, ABSENT) != fy.get(key, ABSENT):
+            add(Difference(scope, part, key, fx.get(key, ABSENT), fy.get(key, ABSENT)))
+            found = True
+    if not found:
+        how = "key order" if list(fx) != list(fy) else "spacing or escaping"
+        add(Difference(scope, part, f"bytes (the same JSON, written with another {how})", a.digest, b.digest))
 
 
 def _digest(descriptor: Mapping[str, Any] | None) -> str:

@@ -75,6 +75,14 @@ def test_two_builds_of_one_context_differ_in_the_file_that_changed(
     assert remote.returncode == 1, remote.stdout + remote.stderr
     assert {line.split(":")[0] for line in stamp_lines(remote.stdout)} == {"linux/amd64", "linux/arm64"}, remote.stdout
     assert registry.password not in remote.stdout + remote.stderr
+    # The pushed copy against the local list it came from: the same images, named by the manifests storage keeps.
+    home = run_imgfront(
+        ["diff", f"docker://{pushed}", pushed, "--tls-verify=false", "--authfile", authfile], podman_node.env
+    )
+    assert home.returncode == 1, home.stdout + home.stderr
+    platform_lines = [line for line in home.stdout.splitlines()[1:] if line.startswith("linux/")]
+    assert len(platform_lines) == 2, home.stdout
+    assert all("(the same image sha256:" in line for line in platform_lines), home.stdout
     missing = run_imgfront(
         ["diff", f"docker://{registry.url}/diff/none:1", other, "--tls-verify=false", "--authfile", authfile],
         podman_node.env,

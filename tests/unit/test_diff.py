@@ -227,6 +227,29 @@ def test_platform_sets_and_list_annotations(layouts, capsys):
     assert '["linux/amd64", "linux/arm64"] vs ["linux/amd64"]' in out
 
 
+def rewrite_list(ref: str, change) -> None:
+    """Give the layout's list new bytes: change(index) returns the JSON text to store."""
+    root = Path(ref.removeprefix("oci:"))
+    top = json.loads((root / "index.json").read_text())
+    blobs = root / "blobs" / "sha256"
+    index = json.loads((blobs / top["manifests"][0]["digest"][7:]).read_text())
+    layout = Layout.__new__(Layout)
+    layout.root = root
+    top["manifests"] = [layout.descriptor(INDEX, change(index).encode())]
+    (root / "index.json").write_text(json.dumps(top))
+
+
+def test_the_same_list_written_another_way_or_with_another_field(layouts, capsys):
+    a, b = layouts(*TWO), layouts(*TWO)
+    rewrite_list(b, lambda index: json.dumps(index, sort_keys=True))
+    code, out, _ = run_diff(capsys, a, b)
+    assert code == 1
+    assert "list: list differs: bytes (the same JSON, written with another key order)" in out
+    rewrite_list(b, lambda index: json.dumps({**index, "subject": {"digest": "sha256:1"}}))
+    code, out, _ = run_diff(capsys, a, b)
+    assert "list: list differs: subject.digest absent vs sha256:1" in out
+
+
 def test_file_presence_mode_owner_link_and_xattrs(layouts, capsys):
     files = {
         "bin/": File(None, 0o755),
