@@ -36,7 +36,9 @@ def diff(
 ) -> None:
     """Explain why two images or lists differ: platform, manifest, config field, layer and file; exit 1 if they do.
 
-    Exit 0 when they are identical, 1 when they differ, 2 when either cannot be read.
+    Each REF is NAME or containers-storage:NAME (local podman storage), docker://REGISTRY/REPO[:TAG|@DIGEST],
+    oci:DIR[:REF] (or oci-layout:), or oci-archive:FILE[:REF]. Exit 0 when they are identical, 1 when they
+    differ, 2 when either cannot be read.
     """
     from imgfront.oci.diff import DiffError, compare
     from imgfront.oci.sources import SourceOptions, Sources
