@@ -280,7 +280,7 @@ def _compare_lists(first: ImageSource, a: Node, second: ImageSource, b: Node, re
         add(Difference(key, "manifest", "digest", str(x.get("digest")), str(y.get("digest"))))
         _compare_images(first, na, na.json(), second, nb, nb.json(), report, key)
     if len(report.differences) == before and not (only_a or only_b) and a.digest != b.digest:
-        _compare_json("list", "list", ia, ib, a, b, add)
+        _compare_json("list", "list", ia, ib, (a.digest, b.digest), add)
 
 
 def _compare_list_with_image(first: ImageSource, a: Node, second: ImageSource, b: Node, report: Report) -> None:
@@ -345,7 +345,10 @@ def _compare_images(
     if ca.get("digest") != cb.get("digest"):
         config_a = _blob_json(first, str(ca.get("digest", "")))
         config_b = _blob_json(second, str(cb.get("digest", "")))
+        found = len(report.differences)
         _compare_configs(scope, config_a, config_b, add)
+        if len(report.differences) == found:
+            _compare_json(scope, "config", config_a, config_b, (str(ca.get("digest")), str(cb.get("digest"))), add)
     diff_a = list((config_a.get("rootfs") or {}).get("diff_ids") or [])
     diff_b = list((config_b.get("rootfs") or {}).get("diff_ids") or [])
     same_config = bool(ca.get("digest")) and ca.get("digest") == cb.get("digest")  # so are its diff_ids
@@ -360,7 +363,7 @@ def _compare_images(
         same_tar = same_config or (i < len(diff_a) and i < len(diff_b) and diff_a[i] == diff_b[i])
         _compare_layers(first, x, second, y, same_tar, report, scope, i + 1, counts)
     if len(report.differences) == before:
-        _compare_json(scope, "manifest", ma, mb, a, b, add)
+        _compare_json(scope, "manifest", ma, mb, (a.digest, b.digest), add)
 
 
 def _flat(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -374,7 +377,7 @@ def _flat(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-def _compare_json(scope: str, part: str, x: Any, y: Any, a: Node, b: Node, add: Any) -> None:
+def _compare_json(scope: str, part: str, x: Any, y: Any, digests: tuple[str, str], add: Any) -> None:
     """What the fields compared above do not cover: any other field, else how the same JSON was written."""
     fx, fy = dict(_flat(x)), dict(_flat(y))
     found = False
@@ -384,7 +387,7 @@ def _compare_json(scope: str, part: str, x: Any, y: Any, a: Node, b: Node, add: 
             found = True
     if not found:
         how = "key order" if list(fx) != list(fy) else "spacing or escaping"
-        add(Difference(scope, part, f"bytes (the same JSON, written with another {how})", a.digest, b.digest))
+        add(Difference(scope, part, f"bytes (the same JSON, written with another {how})", *digests))
 
 
 def _digest(descriptor: Mapping[str, Any] | None) -> str:

@@ -250,6 +250,28 @@ def test_the_same_list_written_another_way_or_with_another_field(layouts, capsys
     assert "list: list differs: subject.digest absent vs sha256:1" in out
 
 
+def test_a_config_written_with_another_key_order(layouts, capsys):
+    a, b = layouts(Image()), layouts(Image())
+    root = Path(b.removeprefix("oci:"))
+    layout = Layout.__new__(Layout)
+    layout.root = root
+    blobs = root / "blobs" / "sha256"
+    top = json.loads((root / "index.json").read_text())
+    index = json.loads((blobs / top["manifests"][0]["digest"][7:]).read_text())
+    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
+    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_text())
+    manifest["config"] = layout.descriptor(manifest["config"]["mediaType"], json.dumps(config, sort_keys=True).encode())
+    index["manifests"][0] = {
+        **layout.descriptor(MANIFEST, json.dumps(manifest).encode()),
+        "platform": {"architecture": "amd64", "os": "linux"},
+    }
+    top["manifests"] = [layout.descriptor(INDEX, json.dumps(index).encode())]
+    (root / "index.json").write_text(json.dumps(top))
+    code, out, _ = run_diff(capsys, a, b)
+    assert code == 1
+    assert "linux/amd64: config differs: bytes (the same JSON, written with another key order)" in out
+
+
 def test_file_presence_mode_owner_link_and_xattrs(layouts, capsys):
     files = {
         "bin/": File(None, 0o755),
