@@ -194,9 +194,7 @@ class LocalSource:
 
     def _exported(self, image_id: str) -> Node:
         if self._store is None:
-            self._store = BlobStore(
-                Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="imgfront-diff-")))
-            )
+            self._store = _temporary_store(self._stack)
         manifest = self._store.import_archive(self._builder.export_image(image_id, oci=True))
         return Node(manifest.media_type, manifest.digest, self._store.read(manifest.digest))
 
