@@ -53,6 +53,10 @@ COMMANDS: dict[str, Entry] = {
     "manifest": Entry(
         "imgfront.cli.registry:manifest_app", "Manifest lists (image indexes) in a registry.", group=True
     ),
+    "diff": Entry(
+        "imgfront.cli.diff:diff_app",
+        "Explain why two images or lists differ: platform, manifest, config field, layer and file; exit 1 if they do.",
+    ),
     "farm": Entry("imgfront.cli.farm:farm_app", "Named farms of podman nodes, shared with podman farm.", group=True),
 }
 

@@ -580,6 +580,11 @@ class PodmanBuilder(ImageBuilder):
         stored = stored_list(data, known, str(record.get("Digest", "")))
         return ListInfo(name, str(record["Id"]), stored.digest, stored.media_type, stored.size, digests, platforms)
 
+    def list_view(self, name: str) -> dict[str, Any] | None:
+        """A local list as the engine shows it (podman manifest inspect), or None when no list has that name."""
+        data = self._json("get", f"/manifests/{_q(name)}/json", missing_ok=True)
+        return dict(data) if isinstance(data, dict) and "manifests" in data else None
+
     def _list_record(self, name: str) -> dict[str, Any] | None:
         """The list's own entry in the image listing (its id, and every manifest digest storage keeps for it).
 

@@ -8,13 +8,15 @@ verification, https is tried without checking the certificate and then plain htt
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import requests
 import tenacity
@@ -252,6 +254,17 @@ class RegistryClient:
             raise RegistryError(f"{self.host}/{repository}: blob {digest}: {_error_text(response)}")
         data: dict[str, Any] = response.json()
         return data
+
+    @contextlib.contextmanager
+    def open_blob(self, repository: str, digest: str) -> Iterator[IO[bytes]]:
+        """A blob as a stream, read as it arrives (layers are never held whole)."""
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull", stream=True)
+        try:
+            if response.status_code != 200:
+                raise RegistryError(f"{self.host}/{repository}: blob {digest}: {_error_text(response)}")
+            yield cast(IO[bytes], response.raw)  # urllib3 response: read(n) gives the bytes as sent
+        finally:
+            response.close()
 
     def mount_blob(self, repository: str, digest: str, source: str) -> None:
         """Make a blob of `source` (same registry) part of `repository` without moving its bytes."""

@@ -97,8 +97,8 @@ class BlobStore:
     def add_bytes(self, data: bytes) -> str:
         return self.add_file(io.BytesIO(data))
 
-    def import_archive(self, chunks: Iterator[bytes]) -> Descriptor:
-        """Store every file of an oci-archive or docker-archive stream; return the image's manifest (OCI)."""
+    def add_archive(self, chunks: Iterator[bytes]) -> dict[str, str]:
+        """Store every file of a tar stream; each file's name in it (links resolved) and its digest here."""
         files: dict[str, str] = {}
         links: dict[str, str] = {}
         with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(chunks), CHUNK), mode="r|") as archive:
@@ -110,10 +110,14 @@ class BlobStore:
                     files[name] = self.add_file(extracted)
                 elif member.issym():  # docker save links a layer it has written once already
                     links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+        return {**{name: files[target] for name, target in links.items() if target in files}, **files}
+
+    def import_archive(self, chunks: Iterator[bytes]) -> Descriptor:
+        """Store every file of an oci-archive or docker-archive stream; return the image's manifest (OCI)."""
+        files = self.add_archive(chunks)
 
         def digest_of(name: str) -> str:
             name = posixpath.normpath(name)
-            name = links.get(name, name)
             if name not in files:
                 raise EngineError(f"the exported image lacks {name}")
             return files[name]
