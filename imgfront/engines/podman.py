@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime
@@ -37,12 +38,13 @@ from imgfront.engines.base import (
     made_since,
     parse_time,
 )
+from imgfront.engines.build_params import CACHE_LISTS_SINCE, version_tuple
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.nodes.connections import Connection
-from imgfront.oci.client import push_failure
+from imgfront.oci.client import push_failure, redact
 from imgfront.oci.index import assumed_list, stored_list
 from imgfront.platforms import Platform, host_platform
 
@@ -250,6 +252,9 @@ class PodmanBuilder(ImageBuilder):
             params["annotations"] = json.dumps([f"{k}={v}" for k, v in request.annotations.items()])
         if request.target:
             params["target"] = request.target
+        params.update(self._cache_params(request))
+        headers = {"Content-Type": "application/x-tar", **_cache_auth_header(request)}
+        secrets = tuple(s for c in request.cache_credentials.values() for s in c.secrets)
         where = f"{request.platform}@{self.name}"
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         image_id: str | None = None
@@ -265,7 +270,7 @@ class PodmanBuilder(ImageBuilder):
                     params=params,
                     data=body,
                     stream=True,
-                    headers={"Content-Type": "application/x-tar"},
+                    headers=headers,
                     timeout=(self.settings.connect_timeout, self.settings.idle_timeout),
                 )
             except EngineError as e:
@@ -275,10 +280,12 @@ class PodmanBuilder(ImageBuilder):
             forget = cancel.on_cancel(lambda: shut_down(response))
             try:
                 if response.status_code >= 400:
-                    raise PlatformBuildError(f"{where}: the server refused the build: {_error_text(response)}")
+                    refusal = redact(_error_text(response), secrets)
+                    raise PlatformBuildError(f"{where}: the server refused the build: {refusal}")
                 for message in _messages(response):
                     if "error" in message:
-                        raise PlatformBuildError(f"{where}: {str(message['error']).strip()}", tuple(tail))
+                        error = redact(str(message["error"]).strip(), secrets)
+                        raise PlatformBuildError(f"{where}: {error}", tuple(tail))
                     for line in str(message.get("stream", "")).splitlines():
                         if not line.strip() or self._is_own_arg_warning(line):
                             continue
@@ -308,6 +315,21 @@ class PodmanBuilder(ImageBuilder):
         if image_id is None:
             raise PlatformBuildError(f"{where}: the build ended without an image", tuple(tail))
         return image_id, info, made
+
+    def _cache_params(self, request: BuildRequest) -> dict[str, Any]:
+        """The registry cache's parameters, in the form this server reads: one repository on 4.3, JSON lists after."""
+        params: dict[str, Any] = {}
+        lists = version_tuple(self.server_version) >= CACHE_LISTS_SINCE
+        for name, repositories in (("cachefrom", request.cache_from), ("cacheto", request.cache_to)):
+            if len(repositories) > 1 and not lists:
+                raise EngineError(f"{self.name}: podman {self.server_version} takes one {name} repository")
+            if repositories:
+                params[name] = json.dumps(list(repositories)) if lists else repositories[0]
+        if request.cache_ttl:
+            params["cachettl"] = request.cache_ttl
+        if params and request.cache_tls_verify is not None:
+            params["tlsVerify"] = request.cache_tls_verify  # the build's own pulls follow it too, as podman build's
+        return params
 
     def _is_own_arg_warning(self, line: str) -> bool:
         """Podman warns about build args a Containerfile does not declare; ours are set on every build."""
@@ -715,6 +737,14 @@ class PodmanBuilder(ImageBuilder):
         if self._client_now is not None:
             self._client_now.close()
             self._client_now = None
+
+
+def _cache_auth_header(request: BuildRequest) -> dict[str, str]:
+    """X-Registry-Config, the build API's credentials: base64url JSON of each cache registry's auth config."""
+    if not request.cache_credentials:
+        return {}
+    configs = {server: c.registry_auth(server) for server, c in request.cache_credentials.items()}
+    return {"X-Registry-Config": base64.urlsafe_b64encode(json.dumps(configs).encode()).decode()}
 
 
 def _messages(response: APIResponse) -> Iterator[dict[str, Any]]:

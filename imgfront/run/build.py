@@ -29,8 +29,9 @@ from imgfront.errors import (
     UsageError,
     signal_of,
 )
-from imgfront.model import Preference
+from imgfront.model import Credentials, Preference
 from imgfront.modes import PullPolicy, PushMode
+from imgfront.oci.cache import cache_credentials
 from imgfront.oci.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.options import fit_engines
 from imgfront.outputs import OutputSpec, wants_image
@@ -68,6 +69,12 @@ class BuildOptions:
     contexts: Mapping[Platform, tuple[Path, Path]] = field(default_factory=dict)
     outputs: tuple[OutputSpec, ...] = ()  # --output; none means type=image
     push: PushOptions | None = None
+    # The registry build cache (--cache-from/--cache-to/--cache-ttl); the registry's TLS and auth file as for --push.
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    cache_ttl: str | None = None
+    cache_tls_verify: bool | None = None
+    cache_authfile: Path | None = None
 
     @property
     def keeps_list(self) -> bool:
@@ -136,6 +143,7 @@ class Build:
         self.progress = progress
         self.infos = dict(infos) if infos is not None else {b.name: b.info() for b in builders}
         self.preferences = preferences or {}
+        self._cache_credentials: Mapping[str, Credentials] = {}
 
     def plan(self) -> Plan:
         return make_plan(self.options.platforms, list(self.infos.values()), self.preferences)
@@ -169,6 +177,11 @@ class Build:
             target=o.target,
             no_cache=o.no_cache,
             pull=o.pull,
+            cache_from=o.cache_from,
+            cache_to=o.cache_to,
+            cache_ttl=o.cache_ttl,
+            cache_tls_verify=o.cache_tls_verify,
+            cache_credentials=self._cache_credentials,
         )
 
     def check(self) -> BuildOptions:
@@ -193,6 +206,7 @@ class Build:
     def run(self) -> BuildResult:
         """Build, then write files, push, and only last move -t's names: a failure before that moves nothing."""
         o = self.options = self.check()
+        self._cache_credentials = cache_credentials((*o.cache_from, *o.cache_to), o.cache_authfile)
         plan = self.plan()
         self.progress.plan(plan)
         cancel = Cancellation()
