@@ -34,6 +34,9 @@ BUILD_PARAMS_SINCE: tuple[VersionedParam, ...] = (
 # cachefrom and cacheto: podman 4.3 reads one repository each; 4.4 (buildah's multi-repository cache) and later read
 # a JSON list of them. Each server refuses the other form, so the adapter writes the one its server reads.
 CACHE_LISTS_SINCE = (4, 4)
+# Podman 4.3 (buildah 1.28) never looks an ARG step up in the registry cache, and on a store without that step the
+# rest of the stage then runs; 4.4 looks it up after running the ARG.
+CACHE_ARG_LOOKUP_SINCE = (4, 4)
 
 
 def version_tuple(version: str) -> tuple[int, int]:

@@ -6,6 +6,11 @@ step's cache key (a hash of the base layers, the instruction and the build argum
 pulls the tag of each step's key. So the repository has neither tag nor digest, and names its registry. buildx's
 other cache types (a GitHub Actions cache, a local folder, inline metadata, S3, Azure blobs) have no podman
 counterpart and are refused, as are the keys of buildx's registry form that podman cannot honour.
+
+A step's cache key does not name the platform, so steps whose inputs are the same on every platform (an ARG
+first in a FROM scratch stage) would share one tag, and one platform's push would replace another's: the next
+step's key, which hashes the base's history and its times, then finds nothing. So each platform keeps its steps
+in a repository of its own beside the one named: `REPO-linux-amd64`, `REPO-linux-arm64` (`platform_repository`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from imgfront.errors import UsageError
 from imgfront.model import Credentials
 from imgfront.oci.references import parse_reference
+from imgfront.platforms import Platform
 
 # buildx's cache types that are not a registry, with what each would need.
 OTHER_CACHE_TYPES = ("gha", "local", "inline", "s3", "azblob")
@@ -133,3 +139,20 @@ def cache_credentials(repositories: Iterable[str], authfile: Path | None) -> dic
         if credentials is not None:
             found[cache_registry(repository)] = credentials
     return found
+
+
+def args_inside_stages(containerfile: str) -> bool:
+    """Whether an ARG instruction follows a FROM: what podman 4.3 cannot find in a registry cache."""
+    in_stage = False
+    for line in containerfile.splitlines():
+        word = line.strip().split(maxsplit=1)[:1]
+        instruction = word[0].upper() if word else ""
+        in_stage = in_stage or instruction == "FROM"
+        if in_stage and instruction == "ARG":
+            return True
+    return False
+
+
+def platform_repository(repository: str, platform: Platform) -> str:
+    """The repository that holds one platform's steps: REPO-linux-arm64 (works on every registry, unlike a path)."""
+    return f"{repository}-{str(platform).replace('/', '-')}"

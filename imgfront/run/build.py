@@ -19,6 +19,7 @@ from imgfront.engines.base import (
     NodeInfo,
     PackedContext,
 )
+from imgfront.engines.build_params import CACHE_ARG_LOOKUP_SINCE, version_tuple
 from imgfront.errors import (
     LOG_TAIL,
     BuildFailed,
@@ -31,7 +32,7 @@ from imgfront.errors import (
 )
 from imgfront.model import Credentials, Preference
 from imgfront.modes import PullPolicy, PushMode
-from imgfront.oci.cache import cache_credentials
+from imgfront.oci.cache import args_inside_stages, cache_credentials, platform_repository
 from imgfront.oci.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.options import fit_engines
 from imgfront.outputs import OutputSpec, wants_image
@@ -177,8 +178,8 @@ class Build:
             target=o.target,
             no_cache=o.no_cache,
             pull=o.pull,
-            cache_from=o.cache_from,
-            cache_to=o.cache_to,
+            cache_from=tuple(platform_repository(r, a.platform) for r in o.cache_from),
+            cache_to=tuple(platform_repository(r, a.platform) for r in o.cache_to),
             cache_ttl=o.cache_ttl,
             cache_tls_verify=o.cache_tls_verify,
             cache_credentials=self._cache_credentials,
@@ -201,7 +202,22 @@ class Build:
                     raise UsageError(f"{other} and {option} both write to {path.resolve()}")
         for platform in o.platforms:
             build_context.find_containerfile(*o.source_for(platform))  # a missing file fails before the plan
+        if o.cache_from:
+            self._note_cache_args(o, infos)
         return o
+
+    def _note_cache_args(self, o: BuildOptions, infos: Sequence[NodeInfo]) -> None:
+        """Say where podman 4.3 will run steps again although the registry cache holds them (an ARG in a stage)."""
+        since_tuple = CACHE_ARG_LOOKUP_SINCE
+        old = [i.name for i in infos if i.driver == "podman" and version_tuple(i.server_version) < since_tuple]
+        files = {build_context.find_containerfile(*o.source_for(p)) for p in o.platforms}
+        if old and any(args_inside_stages(f.read_text(errors="replace")) for f in files):
+            since = ".".join(map(str, CACHE_ARG_LOOKUP_SINCE))
+            self.progress.note(
+                f"podman before {since} ({', '.join(old)}) does not look ARG steps up in the registry cache: "
+                "on a store without them, each stage's steps from its first ARG on run again "
+                f"(declare ARGs before the first FROM, or build on podman {since} or newer)"
+            )
 
     def run(self) -> BuildResult:
         """Build, then write files, push, and only last move -t's names: a failure before that moves nothing."""

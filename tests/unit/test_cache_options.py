@@ -15,7 +15,15 @@ from imgfront.engines.podman import PodmanBuilder
 from imgfront.errors import UsageError
 from imgfront.model import Credentials
 from imgfront.nodes.connections import Connection
-from imgfront.oci.cache import OTHER_CACHE_TYPES, cache_credentials, parse_cache, parse_cache_ttl, parse_caches
+from imgfront.oci.cache import (
+    OTHER_CACHE_TYPES,
+    args_inside_stages,
+    cache_credentials,
+    parse_cache,
+    parse_cache_ttl,
+    parse_caches,
+    platform_repository,
+)
 from imgfront.options import fit_engines
 from imgfront.run.invocation import resolve
 
@@ -187,3 +195,23 @@ def test_the_cache_registries_credentials_go_in_x_registry_config(tmp_path: Path
     decoded = json.loads(base64.urlsafe_b64decode(header["X-Registry-Config"]))
     assert decoded == {"r.example": {"username": "user", "password": "s3cret", "serveraddress": "r.example"}}
     assert _cache_auth_header(request(cache_from=("r.example/app-cache",))) == {}
+
+
+def test_each_platform_keeps_its_steps_in_a_repository_beside_the_named_one() -> None:
+    from imgfront.platforms import Platform
+
+    assert platform_repository("ghcr.io/o/app-cache", AMD64) == "ghcr.io/o/app-cache-linux-amd64"
+    assert platform_repository("r.io/c", Platform.parse("linux/arm/v7")) == "r.io/c-linux-arm-v7"
+
+
+@pytest.mark.parametrize(
+    ("containerfile", "inside"),
+    [
+        ("FROM scratch\nARG TARGETARCH\nCOPY x /\n", True),
+        ("ARG TARGETARCH\nFROM scratch AS base-${TARGETARCH}\nCOPY x /\n", False),
+        ("FROM a AS one\nRUN x\nFROM b\n  arg V=1\n", True),
+        ("# ARG in a comment\nFROM scratch\nCOPY x /\n", False),
+    ],
+)
+def test_an_arg_after_a_from_is_what_podman_4_3_cannot_find_in_the_cache(containerfile: str, inside: bool) -> None:
+    assert args_inside_stages(containerfile) is inside
