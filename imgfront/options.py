@@ -498,6 +498,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         doc="use the steps cached in this registry repository: `REPO` or `type=registry,ref=REPO`; repeatable "
         "(one on podman 4.3). See [Registry build cache](#registry-build-cache)",
         doc_name="--cache-from REPO",
+        metavar="REPO",
         parse=lambda values: _parse_caches("--cache-from", values),
         podman="cachefrom",
         docker=None,  # the legacy builder's cache_from means local images, not a registry cache
@@ -510,6 +511,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         doc="push every step to this registry repository as a cache: `REPO` or `type=registry,ref=REPO`; "
         "repeatable (one on podman 4.3)",
         doc_name="--cache-to REPO",
+        metavar="REPO",
         parse=lambda values: _parse_caches("--cache-to", values),
         podman="cacheto",
         docker=None,
@@ -521,6 +523,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         "Use only cached steps newer than this duration (e.g. 168h).",
         doc="use only cached steps made less than this long ago, a Go duration such as `168h`",
         doc_name="--cache-ttl DURATION",
+        metavar="DURATION",
         parse=_parse_cache_ttl,
         podman="cachettl",
         docker=None,
