@@ -44,7 +44,7 @@ from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.errors import LOG_TAIL, Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.nodes.connections import Connection
-from imgfront.oci.client import push_failure, redact
+from imgfront.oci.client import cause_hint, push_failure, redact
 from imgfront.oci.index import assumed_list, stored_list
 from imgfront.platforms import Platform, host_platform
 
@@ -285,7 +285,7 @@ class PodmanBuilder(ImageBuilder):
                 for message in _messages(response):
                     if "error" in message:
                         error = redact(str(message["error"]).strip(), secrets)
-                        raise PlatformBuildError(f"{where}: {error}", tuple(tail))
+                        raise PlatformBuildError(f"{where}: {error}", tuple(tail), hint=_cache_hint(error, request))
                     for line in str(message.get("stream", "")).splitlines():
                         if not line.strip() or self._is_own_arg_warning(line):
                             continue
@@ -737,6 +737,13 @@ class PodmanBuilder(ImageBuilder):
         if self._client_now is not None:
             self._client_now.close()
             self._client_now = None
+
+
+def _cache_hint(error: str, request: BuildRequest) -> str | None:
+    """For a registry cache the registry refused: what to fix, as for a push (credentials, TLS)."""
+    if "cache" not in error or not (request.cache_to or request.cache_from):
+        return None
+    return cause_hint(error, (*request.cache_to, *request.cache_from)[0])
 
 
 def _cache_auth_header(request: BuildRequest) -> dict[str, str]:

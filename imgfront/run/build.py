@@ -122,7 +122,8 @@ def _failure_message(outcomes: Sequence[Outcome]) -> BuildFailed:
         tail = o.error.log_tail[-LOG_TAIL:] if isinstance(o.error, PlatformBuildError) else ()
         lines.extend(f"  | {line}" for line in tail)
     names = ", ".join(str(o.assignment.platform) for o in failed)
-    return BuildFailed(f"build failed for {names}\n" + "\n".join(lines))
+    hint = next((o.error.hint for o in failed if o.error is not None and o.error.hint), None)
+    return BuildFailed(f"build failed for {names}\n" + "\n".join(lines), hint=hint)
 
 
 class Build:

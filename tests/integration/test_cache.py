@@ -199,3 +199,22 @@ def test_a_docker_node_refuses_the_cache_before_building(
     assert f"{flag} is not supported on docker nodes" in line and str(dockerd.socket) in line, line
     assert "building" not in result.stderr
     assert len(dockerd.client().images(all=True)) == before
+
+
+@pytest.mark.parametrize("missing", ["credentials", "tls-verify"])
+def test_a_cache_push_the_registry_refuses_fails_the_build_naming_the_cache(
+    podman_node, registry, make_context, run_imgfront, tmp_path, missing
+):
+    authfile = registry.write_auth_file(tmp_path / "auth.json")
+    access = ["--authfile", authfile] if missing == "tls-verify" else ["--tls-verify=false"]
+    repository = f"{registry.url}/cache/refused-{uuid.uuid4().hex[:8]}"
+    result = run_imgfront(
+        ["build", "--platform", TWO[0], "--cache-to", repository, *access, make_context(CACHED)], podman_node.env
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{repository}-linux-amd64" in result.stderr  # podman's own words name the platform's repository
+    hint = {"credentials": f"check the credentials: imgfront login {registry.url}", "tls-verify": "--tls-verify=false"}
+    hints = [line for line in result.stderr.splitlines() if line.startswith("hint:")]
+    assert len(hints) == 1 and hint[missing] in hints[0], result.stderr
+    assert registry.password not in result.stderr + result.stdout
