@@ -209,11 +209,11 @@ class Build:
 
     def _note_cache_args(self, o: BuildOptions, infos: Sequence[NodeInfo]) -> None:
         """Say where podman 4.3 will run steps again although the registry cache holds them (an ARG in a stage)."""
-        since_tuple = CACHE_ARG_LOOKUP_SINCE
-        old = [i.name for i in infos if i.driver == "podman" and version_tuple(i.server_version) < since_tuple]
+        fixed = CACHE_ARG_LOOKUP_SINCE
+        old = [i.name for i in infos if i.driver == "podman" and version_tuple(i.server_version) < fixed]
         files = {build_context.find_containerfile(*o.source_for(p)) for p in o.platforms}
         if old and any(args_inside_stages(f.read_text(errors="replace")) for f in files):
-            since = ".".join(map(str, CACHE_ARG_LOOKUP_SINCE))
+            since = ".".join(map(str, fixed))
             self.progress.note(
                 f"podman before {since} ({', '.join(old)}) does not look ARG steps up in the registry cache: "
                 "on a store without them, each stage's steps from its first ARG on run again "
