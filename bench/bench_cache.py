@@ -13,12 +13,16 @@ image with CPU-bound RUN steps (md5 of 1.5 GiB of zeros, about 4 s natively, 2.5
 written without an ARG inside a stage, which podman 4.3 never looks up in a registry cache. The registry is
 Debian's docker-registry on loopback, without TLS.
 
-    .venv/bin/python bench/bench_cache.py [--rounds 3] [--record]
+With `--podman 5`, each store is a node of Debian 13's podman 5.x in a container (the tests' `podman5` nodes,
+tests/integration/services/podman_other.py); the default is the host's podman.
+
+    .venv/bin/python bench/bench_cache.py [--rounds 3] [--podman host|5] [--record]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,30 +62,54 @@ STEPS = 5  # per platform: COPY, RUN --install, RUN, RUN, CMD
 KINDS = ("cold", "rebuild", "plain")
 
 
-class Node:
-    """A podman service on a store of its own, under `base`."""
-
-    def __init__(self, base: Path) -> None:
-        self.env = store(base)
-        self.socket = base / "podman.sock"
-        self.process = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", f"unix://{self.socket}"],
-            env=self.env,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self.socket.exists, f"podman service in {base}")
-        self.client_env = {**self.env, "CONTAINER_HOST": f"unix://{self.socket}"}
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        subprocess.run(["podman", "system", "reset", "--force"], env=self.env, capture_output=True, check=False)
+@contextlib.contextmanager
+def host_node(base: Path) -> Iterator[dict[str, str]]:
+    """The host's podman serving a store of its own under `base`; imgfront's environment for it."""
+    env = store(base)
+    socket = base / "podman.sock"
+    process = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", f"unix://{socket}"], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(socket.exists, f"podman service in {base}")
+        yield {**env, "CONTAINER_HOST": f"unix://{socket}"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True, check=False)
 
 
-def build(node: Node, ctx: Path, tag: str, cache: list[str]) -> tuple[float, str]:
+@contextlib.contextmanager
+def podman5_nodes(work: Path) -> Iterator[tuple[str, object]]:
+    """A factory of podman 5.x nodes, each a container with its store under its own folder (as the tests')."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from integration.services.podman_other import OtherPodman
+
+    (work / "podman5-outer").mkdir()
+    other = OtherPodman(work / "podman5-outer", mounts=[work])
+    other.prepare()
+
+    @contextlib.contextmanager
+    def node(base: Path) -> Iterator[dict[str, str]]:
+        base.mkdir(parents=True)
+        socket = base / "podman.sock"
+        with other.node(base, f"unix://{socket}"):
+            wait_for(socket.exists, f"podman 5 service in {base}")
+            yield {
+                **{k: v for k, v in os.environ.items() if k != "CONTAINER_CONNECTION"},
+                "CONTAINER_HOST": f"unix://{socket}",
+            }
+
+    try:
+        yield other.version, node
+    finally:
+        other.close()
+
+
+def build(env: dict[str, str], ctx: Path, tag: str, cache: list[str]) -> tuple[float, str]:
     cmd = [sys.executable, "-m", "imgfront", "build", "--platform", PLATFORMS, "-t", tag, "--progress", "plain"]
     start = time.monotonic()
-    done = subprocess.run([*cmd, *cache, str(ctx)], env=node.client_env, capture_output=True, text=True)
+    done = subprocess.run([*cmd, *cache, str(ctx)], env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - start
     if done.returncode != 0:
         raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
@@ -90,11 +119,18 @@ def build(node: Node, ctx: Path, tag: str, cache: list[str]) -> tuple[float, str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--podman", choices=("host", "5"), default="host", help="the host's podman, or 5.x nodes")
     parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
     times: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    with tempfile.TemporaryDirectory(prefix="imgfront-bench-cache-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="imgfront-bench-cache-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)
+        if args.podman == "5":
+            podman_version, make_node = stack.enter_context(podman5_nodes(work))
+            podman_version = f"podman version {podman_version} (nodes in containers)"
+        else:
+            make_node = host_node
+            podman_version = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()
         port = free_port()
         (work / "registry.yml").write_text(REGISTRY_CONFIG.format(port=port, root=work / "registry"))
         serve = ["docker-registry", "serve", str(work / "registry.yml")]
@@ -114,11 +150,8 @@ def main() -> None:
                     ("rebuild", ["--cache-from", repo, *tls]),
                     ("plain", []),
                 ):
-                    node = Node(work / f"{kind}-{round_}")
-                    try:
-                        seconds, log = build(node, ctx, f"localhost/bench-cache-{kind}:1", cache)
-                    finally:
-                        node.close()
+                    with make_node(work / f"{kind}-{round_}") as env:  # type: ignore[operator]
+                        seconds, log = build(env, ctx, f"localhost/bench-cache-{kind}:1", cache)
                     pulled = log.count("Cache pulled from remote")
                     if kind == "rebuild" and pulled != 2 * STEPS:
                         raise SystemExit(f"bench: the rebuild took {pulled} of {2 * STEPS} steps from the cache\n{log}")
@@ -136,16 +169,17 @@ def main() -> None:
         "rebuild_over_cold_each_round": [round(r, 3) for r in ratios],
         "cold_over_plain": round(medians["cold"] / medians["plain"], 2),
     }
-    podman_version = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {podman_version}, kernel {platform.release()}"
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cache.json").write_text(json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n")
+    (out / f"cache-{args.podman}.json").write_text(
+        json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n"
+    )
     s = figures["seconds"]
     lines = [
         f"\n## Registry build cache: a rebuild with --cache-from on a fresh store vs the cold build ({PLATFORMS})",
-        f"{time.strftime('%Y-%m-%d')}; {machine}; `bench/bench_cache.py --rounds {args.rounds}`; medians of the "
-        "rounds, each round's three builds on empty stores in one run.\n",
+        f"{time.strftime('%Y-%m-%d')}; {machine}; `bench/bench_cache.py --rounds {args.rounds} "
+        f"--podman {args.podman}`; medians of the rounds, each round's three builds on empty stores in one run.\n",
         "| build | seconds | ratio to the cold build |",
         "| --- | --- | --- |",
         f"| cold, `--cache-to` | {s['cold']} | 1.00 |",
