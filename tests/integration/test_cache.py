@@ -218,3 +218,23 @@ def test_a_cache_push_the_registry_refuses_fails_the_build_naming_the_cache(
     hints = [line for line in result.stderr.splitlines() if line.startswith("hint:")]
     assert len(hints) == 1 and hint[missing] in hints[0], result.stderr
     assert registry.password not in result.stderr + result.stdout
+
+
+def test_remote_nodes_push_and_pull_their_own_steps(
+    podman_node, extra_nodes, registry, make_context, run_imgfront, emulation_ready, tmp_path
+):
+    authfile = registry.write_auth_file(tmp_path / "auth.json")
+    repository = f"{registry.url}/cache/farm-{uuid.uuid4().hex[:8]}"
+    ctx = make_context(CACHED)
+    cold_nodes, warm_nodes = (extra_nodes(), extra_nodes()), (extra_nodes(tcp=True), extra_nodes(tcp=True))
+    results = {}
+    for kind, nodes, flag in (("cold", cold_nodes, "--cache-to"), ("warm", warm_nodes, "--cache-from")):
+        farm = [arg for node in nodes for arg in ("--node", node.url)]
+        tag = f"localhost/cache-farm-{kind}-{uuid.uuid4().hex[:6]}:1"
+        build = ["build", "--no-local", *farm, "--platform", ",".join(TWO), "-t", tag, "--progress", "plain"]
+        result = run_imgfront([*build, *cache_args(registry, authfile, flag, repository), ctx], podman_node.env)
+        assert result.returncode == 0, result.stderr
+        results[kind] = (tag, result.stderr)
+    assert results["warm"][1].count("Cache pulled from remote") == 2 * STEPS, results["warm"][1]
+    for platform in TWO:  # the lists are home, in podman_node's store
+        assert run_in(podman_node, platform, results["cold"][0]) == run_in(podman_node, platform, results["warm"][0])
