@@ -111,6 +111,7 @@ lint: venv
 bench: setup
 	$(BIN)/python bench/bench_build.py --rounds 3 --record
 	$(BIN)/python bench/bench_push.py --rounds 3 --record
+	$(BIN)/python bench/bench_cache.py --rounds 3 --record
 
 # Local files only; images in podman's storage are left alone.
 clean:

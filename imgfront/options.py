@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from imgfront.engines.build_params import param_since, version_tuple
+from imgfront.engines.build_params import CACHE_LISTS_SINCE, param_since, version_tuple
 from imgfront.errors import UsageError
 from imgfront.model import Secret
 from imgfront.modes import LocalEngine, ProgressMode, PullPolicy, PushMode
@@ -259,6 +259,18 @@ def _parse_outputs(values: list[str] | None) -> tuple[Any, ...]:
     from imgfront.outputs.types import parse_outputs
 
     return parse_outputs(values or [])
+
+
+def _parse_caches(option: str, values: list[str] | None) -> tuple[str, ...]:
+    from imgfront.oci.cache import parse_caches
+
+    return parse_caches(option, values)
+
+
+def _parse_cache_ttl(value: str | None) -> str | None:
+    from imgfront.oci.cache import parse_cache_ttl
+
+    return parse_cache_ttl(value)
 
 
 def _output_help() -> str:
@@ -582,7 +594,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         "tls_verify",
         str | None,
         TLS_VERIFY_HELP,
-        doc="for the push: `--tls-verify=false` for a registry without TLS",
+        doc="for the push and the registry cache: `--tls-verify=false` for a registry without TLS",
         doc_name="--tls-verify[=BOOL]",
         metavar="BOOL",
         parse=parse_tls_verify,
@@ -594,7 +606,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         "authfile",
         Path | None,
         AUTHFILE_HELP,
-        doc="for the push: the auth file to use",
+        doc="for the push and the registry cache: the auth file to use",
         doc_name="--authfile PATH",
         field=None,
     ),
@@ -633,6 +645,45 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         parse=refuse_ssh,
         field=None,
         podman=None,
+        docker=None,
+    ),
+    # -- the registry build cache (docs/build.md, "Registry build cache") --
+    Option(
+        ("--cache-from",),
+        "cache_from",
+        list[str] | None,
+        "Pull cached steps from this registry repository (REPO or type=registry,ref=REPO); repeatable.",
+        doc="use the steps cached in this registry repository: `REPO` or `type=registry,ref=REPO`; repeatable "
+        "(one on podman 4.3). See [Registry build cache](#registry-build-cache)",
+        doc_name="--cache-from REPO",
+        metavar="REPO",
+        parse=lambda values: _parse_caches("--cache-from", values),
+        podman="cachefrom",
+        docker=None,  # the legacy builder's cache_from means local images, not a registry cache
+    ),
+    Option(
+        ("--cache-to",),
+        "cache_to",
+        list[str] | None,
+        "Push every built step to this registry repository (REPO or type=registry,ref=REPO[,mode=max]).",
+        doc="push every step to this registry repository as a cache: `REPO` or `type=registry,ref=REPO`; "
+        "repeatable (one on podman 4.3)",
+        doc_name="--cache-to REPO",
+        metavar="REPO",
+        parse=lambda values: _parse_caches("--cache-to", values),
+        podman="cacheto",
+        docker=None,
+    ),
+    Option(
+        ("--cache-ttl",),
+        "cache_ttl",
+        str | None,
+        "Use only cached steps newer than this duration (e.g. 168h).",
+        doc="use only cached steps made less than this long ago, a Go duration such as `168h`",
+        doc_name="--cache-ttl DURATION",
+        metavar="DURATION",
+        parse=_parse_cache_ttl,
+        podman="cachettl",
         docker=None,
     ),
 )
@@ -693,7 +744,23 @@ def fit_engines(
     for row in given_rows(o):
         for node in nodes:
             check_support(row, node)
+    for node in nodes:
+        check_cache_lists(o, node)
     return o
+
+
+def check_cache_lists(options: BuildOptions, node: NodeInfo) -> None:
+    """Podman 4.3 takes one cache repository each way; 4.4 and later take several."""
+    if node.driver != "podman" or version_tuple(node.server_version) >= CACHE_LISTS_SINCE:
+        return
+    for name, repos in (("--cache-from", options.cache_from), ("--cache-to", options.cache_to)):
+        if len(repos) > 1:
+            wanted = ".".join(map(str, CACHE_LISTS_SINCE))
+            raise UsageError(
+                f"{name} names {len(repos)} repositories; node {node.name} runs podman {node.server_version}, "
+                "which takes one",
+                hint=f"give {name} once, or build on podman {wanted} or newer",
+            )
 
 
 def given_rows(options: BuildOptions) -> list[Option]:

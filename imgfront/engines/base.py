@@ -65,6 +65,12 @@ class BuildRequest:
     pull: str = "missing"  # always | missing | never | newer, as podman's --pull
     named_contexts: tuple[NamedContext, ...] = ()
     secrets: tuple[Secret, ...] = ()  # sent with the context at send time, never written to disk
+    # The registry build cache: repositories (registry/path), podman's TTL, and how to reach their registries.
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    cache_ttl: str | None = None
+    cache_tls_verify: bool | None = None
+    cache_credentials: Mapping[str, Credentials] = field(default_factory=dict)  # by registry
 
 
 def made_since(image: ImageInfo | None, start: datetime.datetime | None) -> bool:

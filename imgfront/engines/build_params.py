@@ -31,6 +31,13 @@ BUILD_PARAMS_SINCE: tuple[VersionedParam, ...] = (
     VersionedParam("rewritetimestamp", "--rewrite-timestamp", (5, 6)),
 )
 
+# cachefrom and cacheto: podman 4.3 reads one repository each; 4.4 (buildah's multi-repository cache) and later read
+# a JSON list of them. Each server refuses the other form, so the adapter writes the one its server reads.
+CACHE_LISTS_SINCE = (4, 4)
+# Podman 4.3 (buildah 1.28) never looks an ARG step up in the registry cache, and on a store without that step the
+# rest of the stage then runs; 4.4 looks it up after running the ARG.
+CACHE_ARG_LOOKUP_SINCE = (4, 4)
+
 
 def version_tuple(version: str) -> tuple[int, int]:
     """(major, minor) of "5.4.2", "4.3.1-dev" or "v5.0.0"; (0, 0) when it cannot be read."""

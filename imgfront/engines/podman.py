@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime
@@ -37,6 +38,7 @@ from imgfront.engines.base import (
     made_since,
     parse_time,
 )
+from imgfront.engines.build_params import CACHE_LISTS_SINCE, version_tuple
 from imgfront.engines.buildlog import PodmanLog
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.service import PrivateService
@@ -44,7 +46,7 @@ from imgfront.engines.streams import parse_version, shut_down, stream_broken, ti
 from imgfront.engines.upload import with_secrets
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
 from imgfront.nodes.connections import Connection
-from imgfront.oci.client import push_failure
+from imgfront.oci.client import cause_hint, push_failure, redact
 from imgfront.oci.index import assumed_list, stored_list
 from imgfront.platforms import Platform, host_platform
 
@@ -300,6 +302,9 @@ class PodmanBuilder(ImageBuilder):
         upload, secrets = with_secrets(request.context, request.secrets)
         if secrets:
             params["secrets"] = json.dumps(secrets)
+        params.update(self._cache_params(request))
+        headers = {"Content-Type": "application/x-tar", **_cache_auth_header(request)}
+        hidden = tuple(s for c in request.cache_credentials.values() for s in c.secrets)  # kept out of errors
         where = f"{request.platform}@{self.name}"
         log = PodmanLog(events, self._automatic_args)
         with upload.open() as body:
@@ -313,7 +318,7 @@ class PodmanBuilder(ImageBuilder):
                     params=params,
                     data=body,
                     stream=True,
-                    headers={"Content-Type": "application/x-tar"},
+                    headers=headers,
                     timeout=(self.settings.connect_timeout, self.settings.idle_timeout),
                 )
             except EngineError as e:
@@ -323,11 +328,13 @@ class PodmanBuilder(ImageBuilder):
             forget = cancel.on_cancel(lambda: shut_down(response))
             try:
                 if response.status_code >= 400:
-                    raise PlatformBuildError(f"{where}: the server refused the build: {_error_text(response)}")
+                    refusal = redact(_error_text(response), hidden)
+                    raise PlatformBuildError(f"{where}: the server refused the build: {refusal}")
                 for message in _messages(response):
                     if "error" in message:
                         log.flush()
-                        raise PlatformBuildError(f"{where}: {str(message['error']).strip()}", tuple(log.tail))
+                        error = redact(str(message["error"]).strip(), hidden)
+                        raise PlatformBuildError(f"{where}: {error}", tuple(log.tail), hint=_cache_hint(error, request))
                     log.feed(str(message.get("stream", "")))
                 log.flush()
             except TRANSPORT_ERRORS as e:
@@ -346,6 +353,21 @@ class PodmanBuilder(ImageBuilder):
         if image_id is None:
             raise PlatformBuildError(f"{where}: the build ended without an image", tuple(log.tail))
         return image_id, info, made
+
+    def _cache_params(self, request: BuildRequest) -> dict[str, Any]:
+        """The registry cache's parameters, in the form this server reads: one repository on 4.3, JSON lists after."""
+        params: dict[str, Any] = {}
+        lists = version_tuple(self.server_version) >= CACHE_LISTS_SINCE
+        for name, repositories in (("cachefrom", request.cache_from), ("cacheto", request.cache_to)):
+            if len(repositories) > 1 and not lists:
+                raise EngineError(f"{self.name}: podman {self.server_version} takes one {name} repository")
+            if repositories:
+                params[name] = json.dumps(list(repositories)) if lists else repositories[0]
+        if request.cache_ttl:
+            params["cachettl"] = request.cache_ttl
+        if params and request.cache_tls_verify is not None:
+            params["tlsVerify"] = request.cache_tls_verify  # the build's own pulls follow it too, as podman build's
+        return params
 
     # -- what cancelled builds leave behind -------------------------------------------------------
 
@@ -760,6 +782,21 @@ class PodmanBuilder(ImageBuilder):
 def _entry_platform(platform: Mapping[str, Any]) -> str:
     """A list entry's platform as os/arch[/variant]."""
     return "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k))
+
+
+def _cache_hint(error: str, request: BuildRequest) -> str | None:
+    """For a registry cache the registry refused: what to fix, as for a push (credentials, TLS)."""
+    if "cache" not in error or not (request.cache_to or request.cache_from):
+        return None
+    return cause_hint(error, (*request.cache_to, *request.cache_from)[0])
+
+
+def _cache_auth_header(request: BuildRequest) -> dict[str, str]:
+    """X-Registry-Config, the build API's credentials: base64url JSON of each cache registry's auth config."""
+    if not request.cache_credentials:
+        return {}
+    configs = {server: c.registry_auth(server) for server, c in request.cache_credentials.items()}
+    return {"X-Registry-Config": base64.urlsafe_b64encode(json.dumps(configs).encode()).decode()}
 
 
 def _messages(response: APIResponse) -> Iterator[dict[str, Any]]:

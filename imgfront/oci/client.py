@@ -322,9 +322,13 @@ _CAUSE_HINTS = (
 def push_failure(destination: str, node: str, cause: str, secrets: tuple[str, ...] = ()) -> RegistryError:
     """One line for a push an engine could not make, with the fix its cause suggests."""
     cause = " ".join(redact(cause, secrets).split())
+    return RegistryError(f"pushing {destination} from {node} failed: {cause}", hint=cause_hint(cause, destination))
+
+
+def cause_hint(cause: str, destination: str) -> str | None:
+    """The fix a registry's refusal suggests, for a reference in that registry."""
     host = destination.split("/", 1)[0]
-    hint = next((h.format(host=host) for key, h in _CAUSE_HINTS if key in cause.lower()), None)
-    return RegistryError(f"pushing {destination} from {node} failed: {cause}", hint=hint)
+    return next((h.format(host=host) for key, h in _CAUSE_HINTS if key in cause.lower()), None)
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:

@@ -20,6 +20,7 @@ from imgfront.engines.base import (
     NodeInfo,
     PackedContext,
 )
+from imgfront.engines.build_params import CACHE_ARG_LOOKUP_SINCE, version_tuple
 from imgfront.errors import (
     LOG_TAIL,
     BuildFailed,
@@ -30,8 +31,9 @@ from imgfront.errors import (
     UsageError,
     signal_of,
 )
-from imgfront.model import Preference, Secret
+from imgfront.model import Credentials, Preference, Secret
 from imgfront.modes import PullPolicy, PushMode
+from imgfront.oci.cache import args_inside_stages, cache_credentials, platform_repository
 from imgfront.oci.push import Pushed, PushOptions, push_from_nodes, push_list
 from imgfront.options import fit_engines
 from imgfront.outputs import OutputSpec, wants_image
@@ -73,6 +75,12 @@ class BuildOptions:
     outputs: tuple[OutputSpec, ...] = ()  # --output; none means type=image
     push: PushOptions | None = None
     secrets: tuple[Secret, ...] = ()  # --secret, read on this host; their bytes never show in a repr
+    # The registry build cache (--cache-from/--cache-to/--cache-ttl); the registry's TLS and auth file as for --push.
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    cache_ttl: str | None = None
+    cache_tls_verify: bool | None = None
+    cache_authfile: Path | None = None
 
     @property
     def keeps_list(self) -> bool:
@@ -119,7 +127,8 @@ def _failure_message(outcomes: Sequence[Outcome]) -> BuildFailed:
         tail = o.error.log_tail[-LOG_TAIL:] if isinstance(o.error, PlatformBuildError) else ()
         lines.extend(f"  | {line}" for line in tail)
     names = ", ".join(str(o.assignment.platform) for o in failed)
-    return BuildFailed(f"build failed for {names}\n" + "\n".join(lines))
+    hint = next((o.error.hint for o in failed if o.error is not None and o.error.hint), None)
+    return BuildFailed(f"build failed for {names}\n" + "\n".join(lines), hint=hint)
 
 
 class Build:
@@ -142,6 +151,7 @@ class Build:
         self.infos = dict(infos) if infos is not None else {b.name: b.info() for b in builders}
         self.preferences = preferences or {}
         self._named: tuple[NamedContext, ...] = ()
+        self._cache_credentials: Mapping[str, Credentials] = {}
 
     def plan(self) -> Plan:
         return make_plan(self.options.platforms, list(self.infos.values()), self.preferences)
@@ -183,6 +193,11 @@ class Build:
             pull=o.pull,
             named_contexts=self._named,
             secrets=o.secrets,
+            cache_from=tuple(platform_repository(r, a.platform) for r in o.cache_from),
+            cache_to=tuple(platform_repository(r, a.platform) for r in o.cache_to),
+            cache_ttl=o.cache_ttl,
+            cache_tls_verify=o.cache_tls_verify,
+            cache_credentials=self._cache_credentials,
         )
 
     def check(self) -> BuildOptions:
@@ -204,11 +219,27 @@ class Build:
             build_context.find_containerfile(*o.source_for(platform))  # a missing file fails before the plan
         if o.ignorefile is not None and not o.ignorefile.is_file():
             raise UsageError(f"--ignorefile {o.ignorefile}: no such file")
+        if o.cache_from:
+            self._note_cache_args(o, infos)
         return o
+
+    def _note_cache_args(self, o: BuildOptions, infos: Sequence[NodeInfo]) -> None:
+        """Say where podman 4.3 will run steps again although the registry cache holds them (an ARG in a stage)."""
+        fixed = CACHE_ARG_LOOKUP_SINCE
+        old = [i.name for i in infos if i.driver == "podman" and version_tuple(i.server_version) < fixed]
+        files = {build_context.find_containerfile(*o.source_for(p)) for p in o.platforms}
+        if old and any(args_inside_stages(f.read_text(errors="replace")) for f in files):
+            since = ".".join(map(str, fixed))
+            self.progress.note(
+                f"podman before {since} ({', '.join(old)}) does not look ARG steps up in the registry cache: "
+                "on a store without them, each stage's steps from its first ARG on run again "
+                f"(declare ARGs before the first FROM, or build on podman {since} or newer)"
+            )
 
     def run(self) -> BuildResult:
         """Build, then write files, push, and only last move -t's names: a failure before that moves nothing."""
         o = self.options = self.check()
+        self._cache_credentials = cache_credentials((*o.cache_from, *o.cache_to), o.cache_authfile)
         plan = self.plan()
         self.progress.plan(plan)
         cancel = Cancellation()

@@ -93,8 +93,9 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         pushing = PushOptions(mode, parsed["tls_verify"], values["authfile"])
         if pipeline is not None and mode != PushMode.HERE:
             raise UsageError("-p builds on the local engine: push a pipeline with --push alone")
-    elif values["tls_verify"] is not None or values["authfile"] is not None:
-        raise UsageError("--tls-verify and --authfile are for --push")
+    caching = bool(parsed["cache_from"] or parsed["cache_to"])
+    if not (pushing or caching) and (values["tls_verify"] is not None or values["authfile"] is not None):
+        raise UsageError("--tls-verify and --authfile are for --push, --cache-from and --cache-to")
     fields_given = {
         o.field_name: parsed[o.dest] for o in BUILD_OPTIONS if o.field_name and o.field_name not in _RESOLVED_HERE
     }
@@ -105,6 +106,8 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         tags=tuple(str(parse_reference(t)) for t in tags),
         outputs=outputs,
         push=pushing,
+        cache_tls_verify=parsed["tls_verify"] if caching else None,
+        cache_authfile=values["authfile"] if caching else None,
     )
     if pipeline is not None and (values["node"] or values["farm"] or not values["local_node"]):
         raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")

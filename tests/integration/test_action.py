@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import pytest
 from action_runner import ActionResult, run_action
-from conftest import BUSYBOX_CONTAINERFILE
+from conftest import BUSYBOX_CONTAINERFILE, DOCKER_BUSYBOX_CONTAINERFILE
 
 pytestmark = pytest.mark.slow
 
@@ -306,6 +306,62 @@ def test_pipeline_input_builds_the_pipeline_under_its_own_name(
     assert "| linux/arm64 | local |" in result.summary
 
 
+def runner_env(node: Any, tmp_path: Path) -> dict[str, str]:
+    """The `run` fixture's environment, for another node: a runner with a store of its own."""
+    env = dict(node.env)
+    env["PATH"] = os.pathsep.join([os.fspath(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    env["REGISTRY_AUTH_FILE"] = os.fspath(tmp_path / "no-auth.json")
+    return env
+
+
+def test_cache_inputs_push_every_step_and_a_fresh_runner_builds_from_them(
+    run: RunAction,
+    make_context: Any,
+    registry: Any,
+    podman_node: Any,
+    extra_nodes: Any,
+    emulation_ready: Path,
+    tmp_path: Path,
+) -> None:
+    # No ARG inside a stage: podman 4.3 never finds one in a registry cache.
+    context = make_context(DOCKER_BUSYBOX_CONTAINERFILE + "RUN head -c 16 /dev/urandom | od -An -tx1 > /random\n")
+    name = f"action/cache-{os.urandom(4).hex()}"
+    repository = f"{registry.url}/{name}"
+    login = {"registry": registry.url, "username": registry.user, "password": registry.password, "tls-verify": "false"}
+    common = {"context": context.name, "platforms": BOTH, "emulation": "true", **login}
+    first = run({**common, "tags": "localhost/action-cache:1", "cache-to": f"type=registry,ref={repository},mode=max"})
+    assert first.ok, explain(first)
+    assert f"--cache-to type=registry,ref={repository},mode=max" in first.step("build").stdout
+    for platform in ("linux-amd64", "linux-arm64"):
+        status, _, body = registry.get(f"/v2/{name}-{platform}/tags/list")
+        assert status == 200 and len(json.loads(body)["tags"]) >= 3, body  # COPY, RUN, RUN at least
+
+    # A second job on a fresh runner: a list input, comma-separated, where podman takes several sources.
+    sources = f"{repository}, type=registry,ref={registry.url}/action/empty" if podman_node.major >= 5 else repository
+    fresh = extra_nodes()
+    second = run_action(
+        ROOT,
+        {**common, "tags": "localhost/action-cache:2", "cache-from": sources},
+        env=runner_env(fresh, tmp_path),
+        workspace=tmp_path,
+        runner_temp=tmp_path / "runner-temp-fresh",
+    )
+    assert second.ok, explain(second)
+    command = second.step("build").stdout
+    assert f"--cache-from {repository}" in command
+    assert (f"--cache-from type=registry,ref={registry.url}/action/empty" in command) == (podman_node.major >= 5)
+    log = second.log()
+    assert log.count("Cache pulled from remote") == 2 * 3, log  # each platform's COPY, RUN --install, RUN
+    for platform in ("linux/amd64", "linux/arm64"):
+        ran = [podman_node, fresh]
+        values = {
+            node.podman("run", "--rm", "--platform", platform, f"localhost/action-cache:{i}", "cat", "/random").stdout
+            for i, node in enumerate(ran, 1)
+        }
+        assert len(values) == 1  # the RUN did not run again
+    assert registry.password not in first.log() + log
+
+
 @pytest.mark.parametrize(
     ("inputs", "failing_step"),
     [
@@ -313,6 +369,8 @@ def test_pipeline_input_builds_the_pipeline_under_its_own_name(
         ({"pipeline": "pipeline.yaml", "context": "."}, "build"),  # a pipeline brings its own context
         ({"no-cache": "maybe"}, "inputs"),  # the action's check, before anything is installed or built
         ({"username": "someone"}, "inputs"),  # a user without a password
+        ({"cache-from": "type=gha,scope=main"}, "build"),  # only registry caches work
+        ({"cache-to": "type=registry,ref=r.example/c,mode=min"}, "build"),
     ],
 )
 def test_bad_input_fails_the_step_with_exit_code_2(

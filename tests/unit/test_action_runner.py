@@ -360,6 +360,27 @@ def test_inputs_step_splits_lists_and_checks_flags(tmp_path: Path) -> None:
     assert result.masks == ["first line", "second line"]
 
 
+def test_inputs_step_splits_cache_lists_only_where_a_new_cache_begins(tmp_path: Path) -> None:
+    result = run_step(
+        ROOT,
+        "inputs",
+        {
+            "cache-from": "ghcr.io/o/a-cache, ghcr.io/o/b-cache\ntype=registry,ref=ghcr.io/o/c,type=gha,scope=x\n",
+            "cache-to": "type=registry,ref=ghcr.io/o/a-cache,mode=max",
+        },
+        tmp_path,
+    )
+    assert result.ok, result.log()
+    outputs = result.step("inputs").outputs
+    assert outputs["cache-from"].splitlines() == [
+        "ghcr.io/o/a-cache",
+        "ghcr.io/o/b-cache",
+        "type=registry,ref=ghcr.io/o/c",
+        "type=gha,scope=x",  # passed on whole, for imgfront to refuse
+    ]
+    assert outputs["cache-to"].splitlines() == ["type=registry,ref=ghcr.io/o/a-cache,mode=max"]
+
+
 @pytest.mark.parametrize(
     ("tags", "registry"),
     [

@@ -25,8 +25,9 @@ def test_every_row_names_a_build_options_field_and_every_field_has_a_row() -> No
     names = {f.name for f in fields(BuildOptions)}
     from_rows = {row.field_name for row in BUILD_OPTIONS if row.field_name}
     assert from_rows <= names
-    # contexts are a compiled pipeline's; push is made of --push, --push-from-nodes, --tls-verify, ...
-    assert names - from_rows == {"contexts"}
+    # contexts are a compiled pipeline's; push is made of --push, --push-from-nodes, --tls-verify, ...;
+    # the cache's registry access of --tls-verify and --authfile, when --cache-from or --cache-to is given
+    assert names - from_rows == {"contexts", "cache_tls_verify", "cache_authfile"}
 
 
 def test_output_help_names_every_registered_output_type() -> None:
