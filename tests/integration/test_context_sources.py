@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -132,15 +134,17 @@ def named_contexts_left(node) -> list[str]:
 
 
 def test_named_contexts_from_a_folder_an_image_and_a_url_on_every_platform(
-    podman_node, make_context, run_imgfront, emulation_ready, file_server, busybox_bins, tmp_path
+    podman_node, make_context, run_imgfront, emulation_ready, file_server, busybox_bins, request
 ) -> None:
     base = make_context(BUSYBOX_CONTAINERFILE + "RUN uname -m > /built-on\n")
     built = run_imgfront(
         ["build", "--platform", "linux/amd64,linux/arm64", "-t", "localhost/named-base:1", base], podman_node.env
     )
     assert built.returncode == 0, built.stderr  # a list: each platform's build takes its own instance
-    extra = tmp_path / "extra"
-    extra.mkdir()
+    # Outside /tmp, which the podman 5.x test node shares with the host: that node cannot see this path, as a
+    # remote node cannot, so the folder reaches it only as imgfront sends it.
+    extra = Path(tempfile.mkdtemp(prefix="imgfront-named-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(extra, ignore_errors=True))
     (extra / "data").write_text("from the folder\n")
     url = served_tarball(file_server, busybox_bins, "FROM scratch\n", f"named-{podman_node.version}.tar.gz")
     result = run_imgfront(
