@@ -49,6 +49,8 @@ class BuildRequest:
     target: str | None = None
     no_cache: bool = False
     pull: str = "missing"  # always | missing | never | newer, as podman's --pull
+    # options.py's settings rows given, by dest (network, ulimit, squash...), each adapter encoding them by its table
+    settings: Mapping[str, object] = field(default_factory=dict)
 
 
 def made_since(image: ImageInfo | None, start: datetime.datetime | None) -> bool:

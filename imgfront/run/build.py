@@ -68,6 +68,9 @@ class BuildOptions:
     contexts: Mapping[Platform, tuple[Path, Path]] = field(default_factory=dict)
     outputs: tuple[OutputSpec, ...] = ()  # --output; none means type=image
     push: PushOptions | None = None
+    # The settings rows given (options.py's SETTING rows: --network, --ulimit, --squash...), by dest, as parsed;
+    # every node's engine gets them as they are.
+    settings: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def keeps_list(self) -> bool:
@@ -169,6 +172,7 @@ class Build:
             target=o.target,
             no_cache=o.no_cache,
             pull=o.pull,
+            settings=o.settings,
         )
 
     def check(self) -> BuildOptions:
