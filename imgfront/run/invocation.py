@@ -128,9 +128,12 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
             f"--squash cannot be combined with {given('layers', 'squash_all')}",
             hint="--squash already builds without layers; --squash-all squashes the base too",
         )
-    dns = given("dns", "dns_search", "dns_option")
+    dns = given("dns", "dns_search", "dns_option", "add_host")
     if settings.get("network") == "none" and dns:
-        raise UsageError(f"{dns} cannot be used with --network none", hint="a RUN step without a network has no DNS")
+        raise UsageError(
+            f"{dns} cannot be used with --network none",
+            hint="podman writes no resolv.conf or /etc/hosts for a RUN step without a network",
+        )
     if settings.get("isolation") == "chroot" and settings.get("network", "host") != "host":
         raise UsageError(
             "--isolation chroot runs RUN steps in the node's network: --network must be host",

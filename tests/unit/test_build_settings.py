@@ -133,6 +133,7 @@ def test_memory_swap_may_be_unlimited(context: Path) -> None:
         ({"squash": True, "layers": "true"}, "--squash cannot be combined with --layers"),
         ({"squash": True, "squash_all": True}, "--squash cannot be combined with --squash-all"),
         ({"network": "none", "dns": ["10.0.0.1"]}, "--dns cannot be used with --network none"),
+        ({"network": "none", "add_host": ["a:10.0.0.1"]}, "--add-host cannot be used with --network none"),
         ({"network": "private", "isolation": "chroot"}, "--isolation chroot runs RUN steps in the node's network"),
     ],
 )
