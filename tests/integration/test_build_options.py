@@ -34,7 +34,8 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 # RUN steps that write down what they see, read back from the image. (busybox's static wget crashes here: nc.)
 SEEN = """\
 RUN cat /etc/hosts > /seen-hosts; ulimit -n > /seen-nofile; grep ' /dev/shm ' /proc/mounts > /seen-shm; \\
-    cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes > /seen-memory 2>/dev/null; true
+    cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes > /seen-memory 2>/dev/null; \\
+    grep -E '^(CapEff|Seccomp):' /proc/self/status > /seen-status; true
 RUN if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 {port} | grep -q here; then echo reached; \\
     else echo failed; fi > /seen-net
 """
@@ -107,6 +108,46 @@ def test_run_steps_see_the_hosts_limits_memory_and_network_asked_for(
     assert read_file(podman_node, image, "/seen-net").strip() == "reached"
     config = json.loads(podman_node.podman("image", "inspect", image, "--format", "{{json .Config.Env}}").stdout)
     assert f"OPTS_ENV={token}" in config
+    status = dict(line.split(":\t") for line in read_file(podman_node, image, "/seen-status").splitlines())
+    assert int(status["CapEff"], 16) & 1 << CAP_CHOWN and status["Seccomp"] == "2"  # the defaults, to compare with
+
+
+# RUN steps that write down their resources; cgroup v1 paths, as this kind of host has (hybrid cgroups).
+RESOURCES = """\
+RUN cat /etc/resolv.conf > /seen-resolv; cat /proc/self/cgroup > /seen-cgroup; cd /sys/fs/cgroup; \\
+    cat cpu/cpu.shares cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us cpuset/cpuset.cpus cpuset/cpuset.mems \\
+        memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes > /seen-limits; \\
+    grep -E '^(CapEff|Seccomp):' /proc/self/status > /seen-status; ls -l /dev/fuse > /seen-device; true
+RUN echo second > /second
+"""
+CAP_CHOWN = 0
+
+
+def test_run_steps_get_the_dns_cpu_memory_cgroup_caps_seccomp_and_device_asked_for(
+    podman_node, make_context, run_imgfront, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex[:12]
+    context = make_context(BUSYBOX_CONTAINERFILE + f"RUN echo {token} > /token\n" + RESOURCES)
+    # fmt: off
+    image = build_one(
+        run_imgfront, podman_node.env, context, tmp_path,
+        "--dns", "10.1.2.3", "--dns-search", "opts.test", "--dns-option", "ndots:3",
+        "--cpu-shares", "512", "--cpu-period", "100000", "--cpu-quota", "50000",
+        "--cpuset-cpus", "0", "--cpuset-mems", "0", "--memory", "256m", "--memory-swap", "512m",
+        "--cgroup-parent", f"/imgfront-opts-{token}", "--cap-drop", "CAP_CHOWN",
+        "--security-opt", "seccomp=unconfined", "--device", "/dev/fuse", "--layers=false",
+    )
+    # fmt: on
+    resolv = read_file(podman_node, image, "/seen-resolv").splitlines()
+    assert {"nameserver 10.1.2.3", "search opts.test", "options ndots:3"} <= set(resolv)
+    limits = read_file(podman_node, image, "/seen-limits").split()
+    assert limits == ["512", "100000", "50000", "0", "0", str(256 << 20), str(512 << 20)]
+    assert f"/imgfront-opts-{token}" in read_file(podman_node, image, "/seen-cgroup")
+    status = dict(line.split(":\t") for line in read_file(podman_node, image, "/seen-status").splitlines())
+    assert not int(status["CapEff"], 16) & 1 << CAP_CHOWN and status["Seccomp"] == "0"
+    assert read_file(podman_node, image, "/seen-device").startswith("c")  # the node's character device
+    # Without layers, the whole build is one commit: one layer, where each step would have made its own.
+    assert len(stored_manifest(podman_node, image)["layers"]) == 1
 
 
 def test_network_none_cuts_run_steps_off_and_the_image_takes_the_form_asked_for(
