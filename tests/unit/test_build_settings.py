@@ -7,19 +7,25 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import AMD64
+from fakes import AMD64, ARM64, FakeEngine
 
 from imgfront.cli import main as cli
-from imgfront.engines.base import NodeInfo
+from imgfront.engines.base import NodeInfo, PackedContext
 from imgfront.engines.docker import SETTING_KEYWORDS, setting_keywords
 from imgfront.engines.podman import DOCKER_MANIFEST, SETTING_PARAMS, setting_params
 from imgfront.errors import UsageError
 from imgfront.options import BUILD_OPTIONS, FRONTEND, OPTIONS_BY_DEST, check_support, fit_engines, given_rows
+from imgfront.pipeline import load
+from imgfront.pipeline.build import PipelineBuild
+from imgfront.pipeline.checkpoints import Checkpoint
+from imgfront.run.build import Build, BuildOptions
 from imgfront.run.invocation import resolve
+from imgfront.run.progress import QuietProgress
 
 PODMAN = NodeInfo("pod", "podman", "4.3.1", "4.3.1", (AMD64,), ())
 DOCKER = NodeInfo("dock", "docker", "20.10.24", "1.41", (AMD64,), ())
 SETTINGS = [row for row in BUILD_OPTIONS if row.setting]
+PIPELINE = Path(__file__).parent / "fixtures" / "pipelines" / "web" / "pipeline.yaml"
 
 # One value as the command line gives it, for every settings row.
 SAMPLES: dict[str, object] = {
@@ -225,3 +231,18 @@ def test_bad_settings_on_the_command_line_are_one_line_and_exit_2(
         cli.main(argv)
     lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("hint:")]
     assert exit_.value.code == 2 and len(lines) == 1 and message in lines[0]
+
+
+def test_every_platforms_request_carries_the_settings_and_so_do_a_pipelines_checkpoints(tmp_path: Path) -> None:
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    settings = {"network": "none", "ulimit": ("nofile=512:512",)}
+    engine = FakeEngine()
+    options = BuildOptions(context=tmp_path, platforms=(AMD64, ARM64), tags=("localhost/s:1",), settings=settings)
+    Build(options, engine, [engine], QuietProgress()).run()
+    assert sorted(map(str, (r.platform for r in engine.requests))) == ["linux/amd64", "linux/arm64"]
+    assert all(r.settings == settings for r in engine.requests)
+
+    pipeline = PipelineBuild(load(PIPELINE), options, engine, QuietProgress())
+    packed = PackedContext(tmp_path / "context.tar", "Containerfile", 0)
+    request = pipeline._request(packed, AMD64, Checkpoint("build", 0, "a" * 64))
+    assert request.settings == settings
