@@ -234,11 +234,14 @@ def test_action_inputs_become_the_network_host_shm_and_ulimit_options(
     assert read_file(podman_node, image, "/seen-net").strip() == "reached"
 
 
-def test_docker_takes_add_host_and_shm_size(dockerd, make_context, run_imgfront, tmp_path: Path) -> None:
+def test_docker_takes_add_host_shm_size_and_container_limits(
+    dockerd, make_context, run_imgfront, tmp_path: Path
+) -> None:
     token = uuid.uuid4().hex[:12]
     context = make_context(
         DOCKER_BUSYBOX_CONTAINERFILE
-        + f"RUN echo {token} > /token; cat /etc/hosts > /seen-hosts; grep ' /dev/shm ' /proc/mounts > /seen-shm\n"
+        + f"RUN echo {token} > /token; cat /etc/hosts > /seen-hosts; grep ' /dev/shm ' /proc/mounts > /seen-shm; "
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares > /seen-limits\n"
     )
     meta = tmp_path / "meta.json"
     result = run_imgfront(
@@ -254,6 +257,10 @@ def test_docker_takes_add_host_and_shm_size(dockerd, make_context, run_imgfront,
             "mirror.opts.test:10.9.8.7",
             "--shm-size",
             "32m",
+            "--memory",
+            "256m",
+            "--cpu-shares",
+            "512",
             context,
         ],
         {**dockerd.env, "HOME": str(tmp_path)},
@@ -264,6 +271,8 @@ def test_docker_takes_add_host_and_shm_size(dockerd, make_context, run_imgfront,
     assert re.search(r"^10\.9\.8\.7\s+mirror\.opts\.test\s*$", hosts, re.M)
     shm = re.search(r"size=(\d+)k", run_in_docker(dockerd, image, ["/bin/busybox", "cat", "/seen-shm"]))
     assert shm is not None and int(shm[1]) * 1024 == 32 << 20
+    limits = run_in_docker(dockerd, image, ["/bin/busybox", "cat", "/seen-limits"]).split()
+    assert limits == [str(256 << 20), "512"]  # container_limits memory and cpushares
 
 
 def test_docker_refuses_an_option_it_cannot_honour_before_building(
