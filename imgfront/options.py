@@ -894,6 +894,11 @@ def check_support(row: Option, node: NodeInfo) -> None:
             f"{row.name} is not supported on {node.driver} nodes ({node.name})",
             hint=f"build on {'podman' if node.driver == 'docker' else 'Docker'} nodes, or drop {row.name}",
         )
+    lacking = dict(node.lacks).get(row.dest)
+    if lacking is not None:
+        raise UsageError(
+            f"{row.name} is not supported on {node.driver} node {node.name}: {lacking}", hint=f"or drop {row.name}"
+        )
     since = row.podman_since if node.driver == "podman" else None
     if since is not None and version_tuple(node.server_version) < since:
         wanted = ".".join(map(str, since))

@@ -90,6 +90,7 @@ WRONG_PLATFORM_HINT = (
 )
 
 
+NO_EXPERIMENTAL = "its daemon runs without experimental features (dockerd --experimental)"
 _NETWORK_MODE = {"none": "none", "host": "host", "private": "default"}  # default: a network namespace of its own
 
 
@@ -335,6 +336,7 @@ class DockerBuilder(ImageBuilder):
                 rootless=any("rootless" in str(o) for o in data.get("SecurityOptions") or []),
                 storage_driver=str(data.get("Driver", "")),
                 address=self.uri,
+                lacks=() if data.get("ExperimentalBuild") else (("squash", NO_EXPERIMENTAL),),
             )
         return self._info
 

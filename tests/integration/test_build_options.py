@@ -275,14 +275,25 @@ def test_docker_takes_add_host_shm_size_and_container_limits(
     assert limits == [str(256 << 20), "512"]  # container_limits memory and cpushares
 
 
+@pytest.mark.parametrize(
+    ("option", "refusal"),
+    [
+        (["--ulimit", "nofile=512"], r"--ulimit is not supported on docker nodes \(\S+\)"),
+        (
+            ["--squash"],
+            r"--squash is not supported on docker node \S+: its daemon runs without experimental features.*",
+        ),
+    ],
+    ids=["ulimit", "squash"],
+)
 def test_docker_refuses_an_option_it_cannot_honour_before_building(
-    dockerd, make_context, run_imgfront, tmp_path: Path
+    dockerd, make_context, run_imgfront, tmp_path: Path, option: list[str], refusal: str
 ) -> None:
     client = dockerd.client()
     try:
         before = {i["Id"] for i in client.images(all=True)}
         result = run_imgfront(
-            ["build", "--engine", "docker", "--ulimit", "nofile=512", make_context(DOCKER_BUSYBOX_CONTAINERFILE)],
+            ["build", "--engine", "docker", *option, make_context(DOCKER_BUSYBOX_CONTAINERFILE)],
             {**dockerd.env, "HOME": str(tmp_path)},
         )
         after = {i["Id"] for i in client.images(all=True)}
@@ -290,7 +301,7 @@ def test_docker_refuses_an_option_it_cannot_honour_before_building(
         client.close()
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if not line.startswith("hint:")]
-    assert len(lines) == 1 and re.match(r"imgfront: --ulimit is not supported on docker nodes \(\S+\)$", lines[0])
+    assert len(lines) == 1 and re.fullmatch(f"imgfront: {refusal}", lines[0]), lines
     assert "Traceback" not in result.stderr and after == before
 
 

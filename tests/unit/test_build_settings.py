@@ -4,6 +4,7 @@ each adapter makes of it, and that the table and the adapters' encoder tables ca
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,17 @@ def test_docker_gets_container_limits_as_one_keyword() -> None:
 def test_an_adapter_never_drops_a_setting_it_has_no_encoder_for() -> None:
     with pytest.raises(UsageError):
         setting_keywords({"ulimit": ("nofile=1:2",)})
+
+
+def test_squash_is_refused_on_a_docker_node_without_experimental_features(context: Path) -> None:
+    options = resolve({"context": str(context), "squash": True}).options
+    fit_engines(options, "podman", True, [PODMAN, DOCKER], lambda _: None)
+    plain = replace(DOCKER, lacks=(("squash", "its daemon runs without experimental features"),))
+    with pytest.raises(UsageError) as refused:
+        fit_engines(options, "podman", True, [PODMAN, plain], lambda _: None)
+    assert refused.value.message == (
+        "--squash is not supported on docker node dock: its daemon runs without experimental features"
+    )
 
 
 def test_a_setting_docker_lacks_is_refused_on_docker_nodes_naming_node_and_option(context: Path) -> None:
