@@ -35,7 +35,7 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 SEEN = """\
 RUN cat /etc/hosts > /seen-hosts; ulimit -n > /seen-nofile; grep ' /dev/shm ' /proc/mounts > /seen-shm; \\
     cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes > /seen-memory 2>/dev/null; \\
-    grep -E '^(CapEff|Seccomp):' /proc/self/status > /seen-status; true
+    grep -E '^(CapEff|Seccomp):' /proc/self/status > /seen-status; readlink /proc/self/ns/net > /seen-netns; true
 RUN if printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 {port} | grep -q here; then echo reached; \\
     else echo failed; fi > /seen-net
 """
@@ -110,6 +110,8 @@ def test_run_steps_see_the_hosts_limits_memory_and_network_asked_for(
     assert f"OPTS_ENV={token}" in config
     status = dict(line.split(":\t") for line in read_file(podman_node, image, "/seen-status").splitlines())
     assert int(status["CapEff"], 16) & 1 << CAP_CHOWN and status["Seccomp"] == "2"  # the defaults, to compare with
+    assert not int(status["CapEff"], 16) & 1 << CAP_SYS_ADMIN
+    assert read_file(podman_node, image, "/seen-netns").strip() == os.readlink("/proc/self/ns/net")  # this host's
 
 
 # RUN steps that write down their resources; cgroup v1 paths, as this kind of host has (hybrid cgroups).
@@ -117,10 +119,11 @@ RESOURCES = """\
 RUN cat /etc/resolv.conf > /seen-resolv; cat /proc/self/cgroup > /seen-cgroup; cd /sys/fs/cgroup; \\
     cat cpu/cpu.shares cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us cpuset/cpuset.cpus cpuset/cpuset.mems \\
         memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes > /seen-limits; \\
-    grep -E '^(CapEff|Seccomp):' /proc/self/status > /seen-status; ls -l /dev/fuse > /seen-device; true
+    grep -E '^(CapEff|Seccomp):' /proc/self/status > /seen-status; ls -l /dev/fuse > /seen-device; \\
+    readlink /proc/self/ns/net > /seen-netns; true
 RUN echo second > /second
 """
-CAP_CHOWN = 0
+CAP_CHOWN, CAP_SYS_ADMIN = 0, 21
 
 
 def test_run_steps_get_the_dns_cpu_memory_cgroup_caps_seccomp_and_device_asked_for(
@@ -136,6 +139,7 @@ def test_run_steps_get_the_dns_cpu_memory_cgroup_caps_seccomp_and_device_asked_f
         "--cpuset-cpus", "0", "--cpuset-mems", "0", "--memory", "256m", "--memory-swap", "512m",
         "--cgroup-parent", f"/imgfront-opts-{token}", "--cap-drop", "CAP_CHOWN",
         "--security-opt", "seccomp=unconfined", "--device", "/dev/fuse", "--layers=false",
+        "--cap-add", "CAP_SYS_ADMIN",
     )
     # fmt: on
     resolv = read_file(podman_node, image, "/seen-resolv").splitlines()
@@ -145,9 +149,22 @@ def test_run_steps_get_the_dns_cpu_memory_cgroup_caps_seccomp_and_device_asked_f
     assert f"/imgfront-opts-{token}" in read_file(podman_node, image, "/seen-cgroup")
     status = dict(line.split(":\t") for line in read_file(podman_node, image, "/seen-status").splitlines())
     assert not int(status["CapEff"], 16) & 1 << CAP_CHOWN and status["Seccomp"] == "0"
+    assert int(status["CapEff"], 16) & 1 << CAP_SYS_ADMIN
     assert read_file(podman_node, image, "/seen-device").startswith("c")  # the node's character device
     # Without layers, the whole build is one commit: one layer, where each step would have made its own.
     assert len(stored_manifest(podman_node, image)["layers"]) == 1
+
+
+def test_network_private_gives_run_steps_a_namespace_of_their_own(
+    host_node, make_context, run_imgfront, tmp_path: Path
+) -> None:
+    """On the host's podman only: the 5.x test node has no nft, which its netavark needs to set up such a network."""
+    token = uuid.uuid4().hex[:12]
+    with loopback_server() as port:
+        context = make_context(BUSYBOX_CONTAINERFILE + f"RUN echo {token} > /token\n" + SEEN.format(port=port))
+        image = build_one(run_imgfront, host_node.env, context, tmp_path, "--network", "private")
+    assert read_file(host_node, image, "/seen-netns").strip() != os.readlink("/proc/self/ns/net")
+    assert read_file(host_node, image, "/seen-net").strip() == "failed"  # this host's loopback is not the step's
 
 
 def test_network_none_cuts_run_steps_off_and_the_image_takes_the_form_asked_for(
