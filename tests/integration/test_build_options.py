@@ -167,6 +167,22 @@ def test_network_private_gives_run_steps_a_namespace_of_their_own(
     assert read_file(host_node, image, "/seen-net").strip() == "failed"  # this host's loopback is not the step's
 
 
+def test_isolation_chroot_runs_steps_in_the_nodes_own_pid_namespace(
+    podman_node, make_context, run_imgfront, tmp_path: Path
+) -> None:
+    """An OCI step (the default) gets a PID namespace of its own; a chroot one runs in the node's podman's."""
+
+    def context() -> Path:  # a step of its own each time, never the cache's
+        token = uuid.uuid4().hex[:12]
+        return make_context(BUSYBOX_CONTAINERFILE + f"RUN echo {token} > /token; readlink /proc/self/ns/pid > /pidns\n")
+
+    chroot = build_one(run_imgfront, podman_node.env, context(), tmp_path, "--isolation", "chroot")
+    oci = build_one(run_imgfront, podman_node.env, context(), tmp_path)
+    node_pid_namespace = podman_node.run("readlink", "/proc/self/ns/pid").stdout.strip()
+    assert read_file(podman_node, chroot, "/pidns").strip() == node_pid_namespace
+    assert read_file(podman_node, oci, "/pidns").strip() != node_pid_namespace
+
+
 def test_network_none_cuts_run_steps_off_and_the_image_takes_the_form_asked_for(
     podman_node, make_context, run_imgfront, tmp_path: Path
 ) -> None:
