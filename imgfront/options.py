@@ -470,7 +470,7 @@ SETTINGS_OPTIONS: tuple[Option, ...] = (
         ("--layers",),
         "layers",
         _TEXT,
-        "Cache each step's layer (default true); --layers=false for none.",
+        "Cache each step's layer (default true); --layers=false (with =) for none.",
         parse_bool("--layers"),
         podman="layers",
         metavar="BOOL",

@@ -86,9 +86,9 @@ def _network(mode: object) -> dict[str, object]:
     return {"networkmode": _NETWORK_POLICY[str(mode)], "nsoptions": json.dumps([namespace])}
 
 
-def _security(opts: object) -> dict[str, object]:
+def _security(opts: Sequence[str]) -> dict[str, object]:
     """label=, seccomp= and apparmor= as podman's client splits them: labelopts, seccomp and apparmor."""
-    pairs = [str(o).partition("=")[::2] for o in opts]  # type: ignore[attr-defined]
+    pairs = [o.partition("=")[::2] for o in opts]
     params: dict[str, object] = {}
     labels = [value for name, value in pairs if name == "label"]
     if labels:
