@@ -26,6 +26,9 @@ class NodeInfo:
     rootless: bool = False
     storage_driver: str = ""
     address: str = ""
+    # Settings (options.py's dests) this node's engine kind takes but this node cannot, each with why: a Docker
+    # daemon without experimental features cannot --squash.
+    lacks: tuple[tuple[str, str], ...] = ()
 
     def can_build(self, platform: Platform) -> bool:
         return platform in self.native or platform in self.emulated

@@ -28,6 +28,23 @@ from imgfront.engines.build_params import CACHE_LISTS_SINCE, param_since, versio
 from imgfront.errors import UsageError
 from imgfront.model import Secret
 from imgfront.modes import LocalEngine, ProgressMode, PullPolicy, PushMode
+from imgfront.option_values import (
+    FORMATS,
+    ISOLATIONS,
+    NETWORKS,
+    parse_add_hosts,
+    parse_bool,
+    parse_choice,
+    parse_cpuset,
+    parse_env,
+    parse_flag,
+    parse_memory_swap,
+    parse_names,
+    parse_security_opts,
+    parse_size,
+    parse_text,
+    parse_ulimits,
+)
 from imgfront.outputs.types import OUTPUT_TYPES, ImageOutput
 
 if TYPE_CHECKING:
@@ -43,6 +60,7 @@ class Unsupported(enum.Enum):
 
 
 FRONTEND = "imgfront"  # carried out by imgfront itself, the same on every engine
+SETTING = "settings"  # a row whose value goes to the engines as it is: BuildOptions.settings[dest], when given
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,8 @@ class Option:
     docker: str | None = FRONTEND  # the Docker SDK `build()` keyword it becomes; None: not supported
     without: Unsupported = Unsupported.REFUSE  # on an engine that lacks it
     field: str | None = ""  # the BuildOptions field; "" means dest, None none (it shapes the run, not the build)
+    # SETTING: one of BuildOptions.settings (dest -> parsed value; parse gives None when not asked), which each
+    # adapter encodes by its own table (engines/podman.py's SETTING_PARAMS, engines/docker.py's SETTING_KEYWORDS)
     argument: bool = False
     flag_value: str | None = None  # an option that may be given bare (--pull), with this value
     choices: type[enum.StrEnum] | None = None
@@ -71,6 +91,10 @@ class Option:
     def name(self) -> str:
         """The name messages use: the long flag."""
         return self.names[-1] if not self.argument else self.names[0]
+
+    @property
+    def setting(self) -> bool:
+        return self.field == SETTING
 
     @property
     def field_name(self) -> str | None:
@@ -287,6 +311,314 @@ TLS_VERIFY_HELP = (
     "Require HTTPS and a trusted certificate (default true); --tls-verify=false for a registry without TLS."
 )
 AUTHFILE_HELP = "The auth file; default REGISTRY_AUTH_FILE, then podman's and Docker's own."
+
+
+def _setting(
+    names: tuple[str, ...],
+    dest: str,
+    annotation: Any,
+    help: str,
+    parse: Callable[[Any], Any],
+    *,
+    podman: str,
+    docker: str | None = None,
+    metavar: str | None = None,
+    **more: Any,
+) -> Option:
+    """A settings row: its value goes to every node's engine as it is, encoded by each adapter's table."""
+    default = False if annotation is bool else None
+    return Option(
+        names,
+        dest,
+        annotation,
+        help,
+        default,
+        parse=parse,
+        podman=podman,
+        docker=docker,
+        field=SETTING,
+        metavar=metavar,
+        doc_name=more.pop("doc_name", f"{names[-1]} {metavar}" if metavar else ""),
+        **more,
+    )
+
+
+_LIST, _TEXT = list[str] | None, str | None
+
+# The settings of podman build's RUN steps and of the image it commits, each one API parameter (or two) on podman.
+SETTINGS_OPTIONS: tuple[Option, ...] = (
+    _setting(
+        ("--network",),
+        "network",
+        _TEXT,
+        "Network of RUN steps: none, host or private; default: the engine's (host on podman).",
+        parse_choice("--network", NETWORKS),
+        podman="networkmode, nsoptions",
+        docker="network_mode",
+        metavar="MODE",
+        doc="the RUN steps' network: `none`, `host` or `private` (a network namespace of their own); "
+        "default: the engine's, which is the node's host network on podman's API; see [Settings](#settings)",
+    ),
+    _setting(
+        ("--add-host",),
+        "add_host",
+        _LIST,
+        "HOST:IP for /etc/hosts in RUN steps; repeatable.",
+        parse_add_hosts,
+        podman="extrahosts",
+        docker="extra_hosts",
+        metavar="HOST:IP",
+    ),
+    _setting(
+        ("--dns",),
+        "dns",
+        _LIST,
+        "DNS server for RUN steps; repeatable.",
+        parse_names("--dns"),
+        podman="dnsservers",
+        metavar="IP",
+    ),
+    _setting(
+        ("--dns-search",),
+        "dns_search",
+        _LIST,
+        "DNS search domain for RUN steps; repeatable.",
+        parse_names("--dns-search"),
+        podman="dnssearch",
+        metavar="DOMAIN",
+    ),
+    _setting(
+        ("--dns-option",),
+        "dns_option",
+        _LIST,
+        "Option for resolv.conf in RUN steps, e.g. ndots:2; repeatable.",
+        parse_names("--dns-option"),
+        podman="dnsoptions",
+        metavar="OPTION",
+    ),
+    _setting(
+        ("--ulimit",),
+        "ulimit",
+        _LIST,
+        "NAME=SOFT[:HARD] for RUN steps, e.g. nofile=1024:2048; repeatable.",
+        parse_ulimits,
+        podman="ulimits",
+        metavar="NAME=SOFT[:HARD]",
+    ),
+    _setting(
+        ("--shm-size",),
+        "shm_size",
+        _TEXT,
+        "Size of /dev/shm in RUN steps, e.g. 64m.",
+        parse_size("--shm-size"),
+        podman="shmsize",
+        docker="shmsize",
+        metavar="SIZE",
+    ),
+    _setting(
+        ("--memory",),
+        "memory",
+        _TEXT,
+        "Memory limit of RUN steps, e.g. 512m.",
+        parse_size("--memory"),
+        podman="memory",
+        docker="container_limits.memory",
+        metavar="SIZE",
+    ),
+    _setting(
+        ("--memory-swap",),
+        "memory_swap",
+        _TEXT,
+        "Memory plus swap limit of RUN steps; -1 for unlimited swap.",
+        parse_memory_swap,
+        podman="memswap",
+        docker="container_limits.memswap",
+        metavar="SIZE",
+    ),
+    _setting(
+        ("--cpu-shares",),
+        "cpu_shares",
+        int | None,
+        "CPU shares (relative weight) of RUN steps.",
+        lambda v: v,
+        podman="cpushares",
+        docker="container_limits.cpushares",
+        metavar="N",
+        min=1,
+    ),
+    _setting(
+        ("--cpu-period",),
+        "cpu_period",
+        int | None,
+        "CFS period of RUN steps, in microseconds.",
+        lambda v: v,
+        podman="cpuperiod",
+        metavar="US",
+        min=1,
+    ),
+    _setting(
+        ("--cpu-quota",),
+        "cpu_quota",
+        int | None,
+        "CFS quota of RUN steps, in microseconds per period.",
+        lambda v: v,
+        podman="cpuquota",
+        metavar="US",
+        min=1,
+    ),
+    _setting(
+        ("--cpuset-cpus",),
+        "cpuset_cpus",
+        _TEXT,
+        "CPUs RUN steps may use, e.g. 0-1,3.",
+        parse_cpuset("--cpuset-cpus"),
+        podman="cpusetcpus",
+        docker="container_limits.cpusetcpus",
+        metavar="LIST",
+    ),
+    _setting(
+        ("--cpuset-mems",),
+        "cpuset_mems",
+        _TEXT,
+        "Memory nodes RUN steps may use, e.g. 0.",
+        parse_cpuset("--cpuset-mems"),
+        podman="cpusetmems",
+        metavar="LIST",
+    ),
+    _setting(
+        ("--cgroup-parent",),
+        "cgroup_parent",
+        _TEXT,
+        "The cgroup RUN steps are created under.",
+        parse_text("--cgroup-parent"),
+        podman="cgroupparent",
+        metavar="PATH",
+    ),
+    _setting(
+        ("--cap-add",),
+        "cap_add",
+        _LIST,
+        "Give RUN steps this capability, e.g. CAP_NET_ADMIN; repeatable.",
+        parse_names("--cap-add"),
+        podman="addcaps",
+        metavar="CAP",
+    ),
+    _setting(
+        ("--cap-drop",),
+        "cap_drop",
+        _LIST,
+        "Take this capability (or all) from RUN steps; repeatable.",
+        parse_names("--cap-drop"),
+        podman="dropcaps",
+        metavar="CAP",
+    ),
+    _setting(
+        ("--security-opt",),
+        "security_opt",
+        _LIST,
+        "label=..., seccomp=PROFILE or apparmor=PROFILE; repeatable.",
+        parse_security_opts,
+        podman="labelopts, seccomp, apparmor",
+        metavar="OPT",
+        doc="`label=OPTION`, `seccomp=PROFILE.json` or `apparmor=PROFILE` for RUN steps; repeatable; a profile "
+        "path is read on the node",
+    ),
+    _setting(
+        ("--device",),
+        "device",
+        _LIST,
+        "Give RUN steps a device of the node, HOST[:CONTAINER[:PERMS]]; repeatable.",
+        parse_names("--device"),
+        podman="devices",
+        metavar="DEVICE",
+        doc="a device of the node for RUN steps, `HOST[:CONTAINER[:PERMS]]`; repeatable",
+    ),
+    _setting(
+        ("--isolation",),
+        "isolation",
+        _TEXT,
+        "How RUN steps are isolated: oci, chroot or rootless.",
+        parse_choice("--isolation", ISOLATIONS),
+        podman="isolation",
+        metavar="TYPE",
+    ),
+    _setting(
+        ("--env",),
+        "env",
+        _LIST,
+        "K=V in the image's environment (K alone: from this environment); repeatable.",
+        parse_env,
+        podman="setenv",
+        metavar="K=V",
+    ),
+    _setting(
+        ("--unsetenv",),
+        "unsetenv",
+        _LIST,
+        "Remove K from the image's environment; repeatable.",
+        parse_names("--unsetenv"),
+        podman="unsetenv",
+        metavar="K",
+    ),
+    _setting(
+        ("--squash",),
+        "squash",
+        bool,
+        "Squash the layers this build makes into one (the base's stay).",
+        parse_flag,
+        podman="layers",
+        docker="squash",
+        doc="squash the layers this build adds into one on top of the base's; on Docker, the daemon must run "
+        "with experimental features",
+    ),
+    _setting(
+        ("--squash-all",),
+        "squash_all",
+        bool,
+        "Squash the whole image, base included, into one layer.",
+        parse_flag,
+        podman="squash, layers",
+    ),
+    _setting(
+        ("--layers",),
+        "layers",
+        _TEXT,
+        "Cache each step's layer (default true); --layers=false (with =) for none.",
+        parse_bool("--layers"),
+        podman="layers",
+        metavar="BOOL",
+        flag_value="true",
+        doc_name="--layers[=BOOL]",
+    ),
+    _setting(
+        ("--format",),
+        "format",
+        _TEXT,
+        "Image format: oci (default) or docker.",
+        parse_choice("--format", FORMATS),
+        podman="outputformat",
+        metavar="oci|docker",
+        doc="the instances' manifest and config media types: `oci` (default) or `docker`",
+    ),
+    _setting(
+        ("--timestamp",),
+        "timestamp",
+        int | None,
+        "Seconds since the epoch for the image's created time and history.",
+        lambda v: v,
+        podman="timestamp",
+        metavar="SECONDS",
+        min=0,
+    ),
+    _setting(
+        ("--omit-history",),
+        "omit_history",
+        bool,
+        "Leave the history out of the image's config.",
+        parse_flag,
+        podman="omithistory",
+    ),
+)
 
 BUILD_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -686,6 +1018,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         podman="cachettl",
         docker=None,
     ),
+    *SETTINGS_OPTIONS,
 )
 
 OPTIONS_BY_DEST = {o.dest: o for o in BUILD_OPTIONS}
@@ -769,7 +1102,10 @@ def given_rows(options: BuildOptions) -> list[Option]:
     given = []
     for row in BUILD_OPTIONS:
         name = row.field_name
-        if name and name in defaults and getattr(options, name) not in (defaults[name], None, (), {}, False):
+        if row.setting:
+            if row.dest in options.settings:
+                given.append(row)
+        elif name and name in defaults and getattr(options, name) not in (defaults[name], None, (), {}, False):
             given.append(row)
     return given
 
@@ -782,6 +1118,11 @@ def check_support(row: Option, node: NodeInfo) -> None:
         raise UsageError(
             f"{row.name} is not supported on {node.driver} nodes ({node.name})",
             hint=f"build on {'podman' if node.driver == 'docker' else 'Docker'} nodes, or drop {row.name}",
+        )
+    lacking = dict(node.lacks).get(row.dest)
+    if lacking is not None:
+        raise UsageError(
+            f"{row.name} is not supported on {node.driver} node {node.name}: {lacking}", hint=f"or drop {row.name}"
         )
     since = row.podman_since if node.driver == "podman" else None
     if since is not None and version_tuple(node.server_version) < since:

@@ -104,6 +104,7 @@ class FakeEngine(ImageBuilder):
         self.pushed: dict[str, str] = {}  # destination -> what was pushed there (list or image id)
         self.removed: list[str] = []
         self.builds: list[Platform] = []
+        self.requests: list[BuildRequest] = []  # every build request, as the adapter got it
         self._lock = threading.Lock()
 
     # -- what a test sets up and checks -----------------------------------------------------------
@@ -135,6 +136,7 @@ class FakeEngine(ImageBuilder):
         where = f"{request.platform}@{self.name}"
         with self._lock:
             self.builds.append(request.platform)
+            self.requests.append(request)
         script = self.script.get(request.platform, Script.OK)
         events.step(1, 1, f"RUN {script.value}")
         if script is Script.FAIL:

@@ -71,6 +71,8 @@ class BuildRequest:
     cache_ttl: str | None = None
     cache_tls_verify: bool | None = None
     cache_credentials: Mapping[str, Credentials] = field(default_factory=dict)  # by registry
+    # options.py's settings rows given, by dest (network, ulimit, squash...), each adapter encoding them by its table
+    settings: Mapping[str, object] = field(default_factory=dict)
 
 
 def made_since(image: ImageInfo | None, start: datetime.datetime | None) -> bool:

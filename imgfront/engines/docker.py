@@ -90,6 +90,40 @@ WRONG_PLATFORM_HINT = (
 )
 
 
+NO_EXPERIMENTAL = "its daemon runs without experimental features (dockerd --experimental)"
+_NETWORK_MODE = {"none": "none", "host": "host", "private": "default"}  # default: a network namespace of its own
+
+
+def _limit(name: str) -> Callable[[Any], dict[str, Any]]:
+    return lambda value: {"container_limits": {name: value}}
+
+
+# Each settings row (options.py's SETTING rows) Docker's legacy builder takes, as the SDK's `api.build` keyword; a
+# row without an entry has docker=None in the table, so options.py refuses it before any build.
+SETTING_KEYWORDS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "network": lambda v: {"network_mode": _NETWORK_MODE[v]},
+    "add_host": lambda v: {"extra_hosts": list(v)},
+    "shm_size": lambda v: {"shmsize": v},
+    "memory": _limit("memory"),
+    "memory_swap": _limit("memswap"),
+    "cpu_shares": _limit("cpushares"),
+    "cpuset_cpus": _limit("cpusetcpus"),
+    "squash": lambda v: {"squash": True},
+}
+
+
+def setting_keywords(settings: Mapping[str, object]) -> dict[str, Any]:
+    """The `api.build` keywords for the settings, container_limits merged into one dict."""
+    unknown = set(settings) - set(SETTING_KEYWORDS)
+    if unknown:  # options.py refuses these before any build; never drop one here
+        raise UsageError(f"the Docker adapter cannot send {', '.join(sorted(unknown))}")
+    keywords: dict[str, Any] = {}
+    for dest, value in settings.items():
+        for key, item in SETTING_KEYWORDS[dest](value).items():
+            keywords[key] = {**keywords.get(key, {}), **item} if key == "container_limits" else item
+    return keywords
+
+
 def new_enough(version: str, api_version: str) -> bool:
     """Docker 20.10 or newer; by its API version (1.41) when the version is no Docker release number."""
     if re.match(r"^\d+\.\d+", version) and parse_version(version)[0] >= 17:  # Docker's YY.MM releases
@@ -281,6 +315,7 @@ class DockerBuilder(ImageBuilder):
                 rootless=any("rootless" in str(o) for o in data.get("SecurityOptions") or []),
                 storage_driver=str(data.get("Driver", "")),
                 address=self.uri,
+                lacks=() if data.get("ExperimentalBuild") else (("squash", NO_EXPERIMENTAL),),
             )
         return self._info
 
@@ -421,6 +456,7 @@ class DockerBuilder(ImageBuilder):
                 forcerm=True,  # a failed step's container goes too
                 decode=True,
                 timeout=(self.settings.connect_timeout, self.settings.idle_timeout),
+                **setting_keywords(request.settings),
             )
         except (_Cancelled, *TRANSPORT_ERRORS) as e:
             if cancel.cancelled:

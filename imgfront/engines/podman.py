@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -69,6 +69,79 @@ TRANSPORT_ERRORS = (
     OSError,
     ValueError,
 )
+
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+_NETWORK_POLICY = {"none": 1, "host": 2, "private": 2}  # buildah's NetworkDisabled, NetworkEnabled
+_ISOLATION = {"oci": 1, "default": 1, "chroot": 2, "rootless": 3}  # buildah's Isolation numbers
+
+
+def _json(value: object) -> str:
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def _network(mode: object) -> dict[str, object]:
+    namespace = {"Name": "network", "Host": mode == "host", "Path": ""}
+    return {"networkmode": _NETWORK_POLICY[str(mode)], "nsoptions": json.dumps([namespace])}
+
+
+def _security(opts: Sequence[str]) -> dict[str, object]:
+    """label=, seccomp= and apparmor= as podman's client splits them: labelopts, seccomp and apparmor."""
+    pairs = [o.partition("=")[::2] for o in opts]
+    params: dict[str, object] = {}
+    labels = [value for name, value in pairs if name == "label"]
+    if labels:
+        params["labelopts"] = json.dumps(labels)
+    params.update({name: value for name, value in pairs if name in ("seccomp", "apparmor")})
+    return params
+
+
+# Each settings row (options.py's SETTING rows) as the libpod build API's query parameters, encoded as podman's own
+# remote client (pkg/bindings/images/build.go) encodes it; None means the parameter is not sent at all.
+SETTING_PARAMS: dict[str, Callable[[Any], dict[str, object]]] = {
+    "network": _network,
+    "add_host": lambda v: {"extrahosts": _json(v)},
+    "dns": lambda v: {"dnsservers": _json(v)},
+    "dns_search": lambda v: {"dnssearch": _json(v)},
+    "dns_option": lambda v: {"dnsoptions": _json(v)},
+    "ulimit": lambda v: {"ulimits": _json(v)},
+    "shm_size": lambda v: {"shmsize": v},
+    "memory": lambda v: {"memory": v},
+    "memory_swap": lambda v: {"memswap": v},
+    "cpu_shares": lambda v: {"cpushares": v},
+    "cpu_period": lambda v: {"cpuperiod": v},
+    "cpu_quota": lambda v: {"cpuquota": v},
+    "cpuset_cpus": lambda v: {"cpusetcpus": v},
+    "cpuset_mems": lambda v: {"cpusetmems": v},
+    "cgroup_parent": lambda v: {"cgroupparent": v},
+    "cap_add": lambda v: {"addcaps": _json(v)},
+    "cap_drop": lambda v: {"dropcaps": _json(v)},
+    "security_opt": _security,
+    "device": lambda v: {"devices": _json(v)},
+    "isolation": lambda v: {"isolation": _ISOLATION[v]},
+    "env": lambda v: {"setenv": list(v)},  # a repeated parameter
+    "unsetenv": lambda v: {"unsetenv": list(v)},
+    # podman build --squash is buildah's --layers=false: the new layers become one, the base's stay
+    "squash": lambda v: {"layers": None},
+    "squash_all": lambda v: {"squash": 1, "layers": None},
+    "layers": lambda v: {"layers": 1 if v else None},  # after the squash rows: an explicit --layers wins
+    "format": lambda v: {"outputformat": DOCKER_MANIFEST if v == "docker" else OCI_MANIFEST},
+    "timestamp": lambda v: {"timestamp": v},
+    "omit_history": lambda v: {"omithistory": 1},
+}
+
+
+def setting_params(settings: Mapping[str, object]) -> dict[str, object]:
+    """The query parameters the settings add to (or, as None, remove from) a build's, in the table's order."""
+    unknown = set(settings) - set(SETTING_PARAMS)
+    if unknown:  # options.py refuses these before any build; never drop one here
+        raise UsageError(f"the podman adapter cannot send {', '.join(sorted(unknown))}")
+    params: dict[str, object] = {}
+    for dest, encode in SETTING_PARAMS.items():
+        if dest in settings:
+            params.update(encode(settings[dest]))
+    return params
 
 
 def _q(ref: str) -> str:
@@ -290,8 +363,10 @@ class PodmanBuilder(ImageBuilder):
             "rm": True,
             "forcerm": True,  # as the CLI: a failed step's containers go too
             # The API defaults to Docker v2s2, in which buildah 1.28 never finds cached layers; the CLI uses OCI.
-            "outputformat": "application/vnd.oci.image.manifest.v1+json",
+            "outputformat": OCI_MANIFEST,
         }
+        params.update(setting_params(request.settings))
+        params = {k: v for k, v in params.items() if v is not None}
         if request.annotations:
             params["annotations"] = json.dumps([f"{k}={v}" for k, v in request.annotations.items()])
         if request.target:

@@ -227,6 +227,7 @@ class PipelineBuild:
             annotations=o.annotations,
             target=checkpoint.target,
             pull="missing",  # the main build has just brought every base here
+            settings=o.settings,  # as the main build had them, or its layers would not be the cache's
         )
 
     def _commit(self, platform: Platform, checkpoint: Checkpoint, request: BuildRequest, cancel: Cancellation) -> None:

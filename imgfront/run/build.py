@@ -81,6 +81,9 @@ class BuildOptions:
     cache_ttl: str | None = None
     cache_tls_verify: bool | None = None
     cache_authfile: Path | None = None
+    # The settings rows given (options.py's SETTING rows: --network, --ulimit, --squash...), by dest, as parsed;
+    # every node's engine gets them as they are.
+    settings: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def keeps_list(self) -> bool:
@@ -198,6 +201,7 @@ class Build:
             cache_ttl=o.cache_ttl,
             cache_tls_verify=o.cache_tls_verify,
             cache_credentials=self._cache_credentials,
+            settings=o.settings,
         )
 
     def check(self) -> BuildOptions:

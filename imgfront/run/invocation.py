@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgfront.errors import UsageError
 from imgfront.modes import ProgressMode, PushMode
-from imgfront.options import BUILD_OPTIONS
+from imgfront.options import BUILD_OPTIONS, OPTIONS_BY_DEST
 from imgfront.run.build import BuildOptions
 
 if TYPE_CHECKING:
@@ -97,8 +97,12 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
     if not (pushing or caching) and (values["tls_verify"] is not None or values["authfile"] is not None):
         raise UsageError("--tls-verify and --authfile are for --push, --cache-from and --cache-to")
     fields_given = {
-        o.field_name: parsed[o.dest] for o in BUILD_OPTIONS if o.field_name and o.field_name not in _RESOLVED_HERE
+        o.field_name: parsed[o.dest]
+        for o in BUILD_OPTIONS
+        if o.field_name and o.field_name not in _RESOLVED_HERE and not o.setting
     }
+    settings = {o.dest: parsed[o.dest] for o in BUILD_OPTIONS if o.setting and parsed[o.dest] is not None}
+    _check_settings(settings)
     options = BuildOptions(
         **fields_given,
         context=context_folder(context) if context is not None else Path("."),
@@ -108,6 +112,7 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         push=pushing,
         cache_tls_verify=parsed["tls_verify"] if caching else None,
         cache_authfile=values["authfile"] if caching else None,
+        settings=settings,
     )
     if pipeline is not None and (values["node"] or values["farm"] or not values["local_node"]):
         raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
@@ -129,3 +134,27 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
 
 
 _RESOLVED_HERE = frozenset({"context", "platforms", "tags", "outputs", "push"})  # fields resolve() fills itself
+
+
+def _check_settings(settings: Mapping[str, Any]) -> None:
+    """The rules podman build has between its settings options, so that every engine gets a build podman takes."""
+
+    def given(*dests: str) -> str:
+        return ", ".join(OPTIONS_BY_DEST[d].name for d in dests if d in settings)
+
+    if "squash" in settings and ("layers" in settings or "squash_all" in settings):
+        raise UsageError(
+            f"--squash cannot be combined with {given('layers', 'squash_all')}",
+            hint="--squash already builds without layers; --squash-all squashes the base too",
+        )
+    dns = given("dns", "dns_search", "dns_option", "add_host")
+    if settings.get("network") == "none" and dns:
+        raise UsageError(
+            f"{dns} cannot be used with --network none",
+            hint="podman writes no resolv.conf or /etc/hosts for a RUN step without a network",
+        )
+    if settings.get("isolation") == "chroot" and settings.get("network", "host") != "host":
+        raise UsageError(
+            "--isolation chroot runs RUN steps in the node's network: --network must be host",
+            hint="drop --network, or use --isolation oci",
+        )
