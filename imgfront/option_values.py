@@ -137,6 +137,20 @@ def parse_env(values: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(result) or None
 
 
+def parse_volumes(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    """`--volume HOST-DIR:CONTAINER-DIR[:OPTIONS]`, both paths absolute, as podman build takes them."""
+    if not values:
+        return None
+    for value in values:
+        parts = value.split(":")
+        if len(parts) not in (2, 3) or not all(p.startswith("/") for p in parts[:2]):
+            raise UsageError(
+                f"invalid --volume {value!r}",
+                hint="write it as /HOST/DIR:/CONTAINER/DIR[:OPTIONS], e.g. /srv/cache:/cache:ro",
+            )
+    return tuple(values)
+
+
 def parse_names(option: str) -> Callable[[Sequence[str] | None], tuple[str, ...] | None]:
     """A repeatable option's values, each non-empty, as given."""
 

@@ -44,6 +44,7 @@ from imgfront.option_values import (
     parse_size,
     parse_text,
     parse_ulimits,
+    parse_volumes,
 )
 from imgfront.outputs.types import OUTPUT_TYPES, ImageOutput
 
@@ -532,6 +533,17 @@ SETTINGS_OPTIONS: tuple[Option, ...] = (
         podman="devices",
         metavar="DEVICE",
         doc="a device of the node for RUN steps, `HOST[:CONTAINER[:PERMS]]`; repeatable",
+    ),
+    _setting(
+        ("-v", "--volume"),
+        "volume",
+        _LIST,
+        "Bind a folder of the node into RUN steps, /HOST:/CONTAINER[:OPTIONS]; repeatable.",
+        parse_volumes,
+        podman="volume",
+        metavar="VOLUME",
+        doc="a folder *of the node* bound into RUN steps, `/HOST:/CONTAINER[:OPTIONS]`; repeatable. podman's build "
+        "API has it from 4.4: an older node refuses it before any build",
     ),
     _setting(
         ("--isolation",),

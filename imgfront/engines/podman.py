@@ -119,6 +119,7 @@ SETTING_PARAMS: dict[str, Callable[[Any], dict[str, object]]] = {
     "cap_drop": lambda v: {"dropcaps": _json(v)},
     "security_opt": _security,
     "device": lambda v: {"devices": _json(v)},
+    "volume": lambda v: {"volume": list(v)},  # a query parameter repeated, as podman-remote sends it
     "isolation": lambda v: {"isolation": _ISOLATION[v]},
     "env": lambda v: {"setenv": list(v)},  # a repeated parameter
     "unsetenv": lambda v: {"unsetenv": list(v)},

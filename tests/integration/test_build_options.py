@@ -350,3 +350,24 @@ def run_in_docker(dockerd, image_id: str, command: list[str]) -> str:
             client.remove_container(container, force=True)
     finally:
         client.close()
+
+
+def test_volume_binds_a_node_folder_from_podman_4_4_and_4_3_refuses_it(
+    podman_node, make_context, run_imgfront, tmp_path: Path
+) -> None:
+    """The folder is the node's: under /tmp, which the podman 5.x test node shares with this host."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "data").write_text("from the node\n")
+    context = make_context(BUSYBOX_CONTAINERFILE + "RUN --network=none cat /mnt/data > /seen\n")
+    volume = f"{shared}:/mnt:ro"
+    if podman_node.major < 5:
+        refused = run_imgfront(["build", "--volume", volume, context], podman_node.env)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.splitlines()[0] == (
+            f"imgfront: --volume needs podman 4.4 or newer; node local runs {podman_node.version}"
+        )
+        return
+    image = build_one(run_imgfront, podman_node.env, context, tmp_path, "--no-cache", "-v", volume)
+    assert read_file(podman_node, image, "/seen") == "from the node\n"
+    assert "data" not in podman_node.podman("run", "--rm", image, "ls", "/mnt").stdout  # bound, not copied

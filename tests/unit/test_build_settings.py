@@ -36,6 +36,7 @@ SAMPLES: dict[str, object] = {
     "dns_search": ["example.com"],
     "dns_option": ["ndots:2"],
     "ulimit": ["nofile=512:1024"],
+    "volume": ["/srv/cache:/cache:ro"],
     "shm_size": "64m",
     "memory": "512m",
     "memory_swap": "1g",
@@ -258,3 +259,16 @@ def test_every_platforms_request_carries_the_settings_and_so_do_a_pipelines_chec
     packed = PackedContext(tmp_path / "context.tar", "Containerfile", 0)
     request = pipeline._request(packed, AMD64, Checkpoint("build", 0, "a" * 64))
     assert request.settings == settings
+
+
+def test_volume_is_checked_here_and_refused_on_a_podman_older_than_4_4() -> None:
+    from imgfront.option_values import parse_volumes
+    from imgfront.options import OPTIONS_BY_DEST, check_support
+
+    assert parse_volumes(["/srv:/cache:ro", "/a:/b"]) == ("/srv:/cache:ro", "/a:/b")
+    for bad in ("cache:/cache", "/srv", "/a:/b:ro:x"):
+        with pytest.raises(UsageError, match="invalid --volume"):
+            parse_volumes([bad])
+    old = NodeInfo("old", "podman", "4.3.1", "4.3.1", (AMD64,), (), False, "overlay", "unix:///x")
+    with pytest.raises(UsageError, match=r"--volume needs podman 4\.4 or newer; node old runs 4\.3\.1"):
+        check_support(OPTIONS_BY_DEST["volume"], old)
