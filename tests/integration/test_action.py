@@ -371,6 +371,8 @@ def test_cache_inputs_push_every_step_and_a_fresh_runner_builds_from_them(
         ({"username": "someone"}, "inputs"),  # a user without a password
         ({"cache-from": "type=gha,scope=main"}, "build"),  # only registry caches work
         ({"cache-to": "type=registry,ref=r.example/c,mode=min"}, "build"),
+        ({"build-contexts": "nameonly"}, "inputs"),
+        ({"build-contexts": "extra=./no-such-folder"}, "build"),
     ],
 )
 def test_bad_input_fails_the_step_with_exit_code_2(
@@ -476,3 +478,16 @@ def test_bad_secret_inputs_fail_with_exit_code_2_and_show_no_value(
     assert [s.id for s in result.steps if s.status == "failure"] == [failing_step]
     assert "Traceback" not in result.log() and "STEP" not in result.log()
     assert result.leaks("a-value-with-no-id") == []
+
+
+def test_build_contexts_input_gives_the_build_its_named_contexts(
+    run: RunAction, make_context: Any, podman_node: Any, tmp_path: Path
+) -> None:
+    context = make_context(APP + "COPY --from=extra /note /note\n")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "note").write_text("named\n")
+    result = run({"context": context.name, "tags": "localhost/action-named:1", "build-contexts": f"extra={extra}"})
+    assert result.ok, explain(result)
+    note = podman_node.podman("run", "--rm", "localhost/action-named:1", "cat", "/note").stdout
+    assert note == "named\n"

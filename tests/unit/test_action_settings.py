@@ -39,3 +39,20 @@ def test_the_build_step_passes_each_input_as_its_option() -> None:
     ):
         assert variable in build["env"] and f'{flag} "${variable}"' in script
     assert {"network", "add-hosts", "shm-size", "ulimit"} <= set(action["inputs"])
+
+
+def test_build_contexts_split_into_name_src_lines(tmp_path: Path) -> None:
+    result = run_action(
+        ROOT,
+        {"build-contexts": "extra=./a,base=docker-image://alpine:3\nweb=https://e.example/c.tar"},
+        env={"PATH": os.environ["PATH"]},
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "temp",
+        only={"mask", "inputs"},
+    )
+    assert result.ok, result.log()
+    assert result.step("inputs").outputs["build-contexts"].splitlines() == [
+        "extra=./a",
+        "base=docker-image://alpine:3",
+        "web=https://e.example/c.tar",
+    ]
