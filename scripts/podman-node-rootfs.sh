@@ -13,7 +13,7 @@
 set -euo pipefail
 
 CACHE=${IMGFRONT_PODMAN_NODE_DIR:-/var/cache/imgfront/podman-node}
-PACKAGES=podman,buildah,skopeo,runc,crun,fuse-overlayfs,uidmap,iptables,netavark,aardvark-dns,ca-certificates,catatonit
+PACKAGES=podman,buildah,skopeo,runc,crun,fuse-overlayfs,uidmap,iptables,nftables,netavark,aardvark-dns,ca-certificates,catatonit
 
 log() { printf 'podman-node-rootfs: %s\n' "$*" >&2; }
 die() { printf 'podman-node-rootfs: error: %s\n' "$*" >&2; exit 1; }

@@ -156,15 +156,15 @@ def test_run_steps_get_the_dns_cpu_memory_cgroup_caps_seccomp_and_device_asked_f
 
 
 def test_network_private_gives_run_steps_a_namespace_of_their_own(
-    host_node, make_context, run_imgfront, tmp_path: Path
+    podman_node, make_context, run_imgfront, tmp_path: Path
 ) -> None:
-    """On the host's podman only: the 5.x test node has no nft, which its netavark needs to set up such a network."""
+    """The 5.x test node's netavark sets such a network up with nft (nftables is in its root filesystem)."""
     token = uuid.uuid4().hex[:12]
     with loopback_server() as port:
         context = make_context(BUSYBOX_CONTAINERFILE + f"RUN echo {token} > /token\n" + SEEN.format(port=port))
-        image = build_one(run_imgfront, host_node.env, context, tmp_path, "--network", "private")
-    assert read_file(host_node, image, "/seen-netns").strip() != os.readlink("/proc/self/ns/net")
-    assert read_file(host_node, image, "/seen-net").strip() == "failed"  # this host's loopback is not the step's
+        image = build_one(run_imgfront, podman_node.env, context, tmp_path, "--network", "private")
+    assert read_file(podman_node, image, "/seen-netns").strip() != os.readlink("/proc/self/ns/net")
+    assert read_file(podman_node, image, "/seen-net").strip() == "failed"  # this host's loopback is not the step's
 
 
 def test_isolation_chroot_runs_steps_in_the_nodes_own_pid_namespace(
