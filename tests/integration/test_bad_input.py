@@ -43,11 +43,11 @@ def test_bad_platform_or_tag_is_one_line_naming_the_rule(podman_node, make_conte
     [
         ("missing", "imgfront: context folder {tmp}/missing does not exist"),
         ("Containerfile", "imgfront: {tmp}/Containerfile is a file, not a folder"),
-        (
-            "https://github.com/example/app.git#main",
-            "imgfront: a build context from a URL is not supported yet: https://github.com/example/app.git#main",
+        (  # git and http(s) URLs are fetched (test_context_sources.py); another scheme is refused by name
+            "ftp://bot:token@example.com/app.tar",
+            "imgfront: a build context from a ftp:// URL is not supported: ftp://bot:***@example.com/app.tar",
         ),
-        ("-", "imgfront: a build context read from standard input ('-') is not supported yet"),
+        ("-", "imgfront: a build context read from standard input ('-') is not supported"),
     ],
 )
 def test_a_context_that_is_no_folder_says_what_it_is(podman_node, run_imgfront, tmp_path, context, message):
