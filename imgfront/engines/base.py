@@ -47,6 +47,7 @@ class NamedContext:
 
     name: str
     folder: PackedContext | None = None  # its files at the tar's `context/`, beside a Containerfile copying them
+    token: str = ""  # this run's own, in the label of the image a node makes of the folder
     image: str | None = None  # docker-image://REF
     url: str | None = None  # http(s)://... of a tar archive or a git repository
 

@@ -59,6 +59,7 @@ DIGEST_FILTER_SINCE = (4, 6, 0)  # where repo@digest stopped finding a list's un
 # steps it kills, ends them in well under a second; a shared service finishes its running step first.
 PRIVATE_CANCEL_WAIT = 10.0
 SHARED_CANCEL_WAIT = 5.0
+NAMED_CONTEXT_LABEL = "imgfront.named-context"  # on the image a node makes of a --build-context folder
 SETTLE = 1.5  # seconds with no step running before the private service's builds count as ended
 # What podman-py, requests and the socket below them raise when a request cannot be made or read.
 TRANSPORT_ERRORS = (
@@ -175,6 +176,7 @@ class PodmanBuilder(ImageBuilder):
         self._info: NodeInfo | None = None
         self.service: PrivateService | None = None  # imgfront's own service, whose steps it may stop
         self._lock = threading.Lock()
+        self._named_holds: dict[str, int] = {}  # folder contexts' images: how many builds still use each
         self._containers_before: set[str] | None = None
         self.server_version = self.api_version = ""
         self._client_now: podman.PodmanClient | None = None
@@ -285,8 +287,7 @@ class PodmanBuilder(ImageBuilder):
                 image_id, info, made = self._build_once(request, events, cancel, True, named)
         finally:
             for helper in helpers:
-                with contextlib.suppress(EngineError):
-                    self.remove_image(helper)
+                self._release_named(helper)
         return BuildReport(
             image_id=image_id,
             digest=info.digest if info else "",
@@ -302,8 +303,10 @@ class PodmanBuilder(ImageBuilder):
         """`additionalbuildcontexts`: images and URLs as they are; a folder first becomes an image on this node.
 
         Before 5.6 a server takes a folder as a path of its own file system, so imgfront sends the folder's
-        files instead, copied into an empty image under a label of this build's own (two platforms building on
-        one node get two images, each removed after its build), which the build then sees as the context.
+        files instead, copied into an empty image labelled with this run's token, which the build then sees as
+        the context. The platforms of a run building on one node may share that image (the layer cache can hand
+        one platform's to the other), so each holds it, and the last to finish removes it; an image with
+        another label came from the cache of an earlier build and is not this run's to remove.
         """
         named: dict[str, dict[str, Any]] = {}
         for context in request.named_contexts:
@@ -315,20 +318,34 @@ class PodmanBuilder(ImageBuilder):
                     "Value": value,
                 }
                 continue
+            label = f"{context.name}-{context.token}"
             helper = BuildRequest(
                 context=context.folder,
                 platform=request.platform,
-                labels={"imgfront.named-context": f"{context.name}-{uuid.uuid4().hex}"},
+                labels={NAMED_CONTEXT_LABEL: label},
                 pull="never",
             )
             try:
-                image_id, _, made = self._build_once(helper, SilentEvents(), cancel, False, {})
+                image_id, info, _ = self._build_once(helper, SilentEvents(), cancel, False, {})
             except PlatformBuildError as e:
                 raise PlatformBuildError(f"--build-context {context.name}: {e.message}", e.log_tail) from None
-            if made:
+            if info is not None and info.labels.get(NAMED_CONTEXT_LABEL) == label:
+                with self._lock:
+                    self._named_holds[image_id] = self._named_holds.get(image_id, 0) + 1
                 helpers.append(image_id)
             named[context.name] = {"IsImage": True, "Value": image_id}
         return named
+
+    def _release_named(self, image_id: str) -> None:
+        """One build is done with a folder context's image; the last one removes it."""
+        with self._lock:
+            left = self._named_holds.get(image_id, 1) - 1
+            if left > 0:
+                self._named_holds[image_id] = left
+                return
+            self._named_holds.pop(image_id, None)
+        with contextlib.suppress(EngineError):
+            self.remove_image(image_id)
 
     def _server_time(self) -> datetime.datetime | None:
         """The node's own clock, from an answer's Date header: whole seconds, so at most a second early.

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -244,7 +245,7 @@ def pack_named(source: ContextSource, workdir: Path) -> NamedContext:
         archive.add(source.folder, arcname=NAMED_CONTEXT_FOLDER)
     tar = Path(name)
     packed = PackedContext(tar=tar, containerfile=".imgfront.Containerfile", size=tar.stat().st_size)
-    return NamedContext(source.name, folder=packed)
+    return NamedContext(source.name, folder=packed, token=uuid.uuid4().hex)
 
 
 def find_containerfile(context: Path, file: Path | None) -> Path:
