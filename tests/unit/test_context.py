@@ -65,3 +65,33 @@ def test_ignorefile_replaces_the_context_own(tmp_path: Path) -> None:
     assert ignore_patterns(tmp_path, own) == ["b", "!b/keep", ".containerignore", ".dockerignore"]
     with pytest.raises(UsageError, match="no such file"):
         ignore_patterns(tmp_path, tmp_path / "missing")
+
+
+@pytest.mark.parametrize("own_filter", [True, False], ids=["python-data-filter", "without-it"])
+def test_a_downloaded_tar_unpacks_as_the_data_filter_does(tmp_path: Path, monkeypatch, own_filter: bool) -> None:
+    import io
+    import tarfile
+
+    from imgfront.run.context import _extract_data
+
+    if not own_filter:  # Debian 12's python3 (3.11.2) predates tarfile's filters
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+    def archive(*members: tuple[str, bytes, int]) -> tarfile.TarFile:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data, mode in members:
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), mode
+                tar.addfile(info, io.BytesIO(data))
+        buffer.seek(0)
+        return tarfile.open(fileobj=buffer)
+
+    (tmp_path / "ok").mkdir()
+    _extract_data(archive(("Containerfile", b"FROM scratch\n", 0o4755)), tmp_path / "ok")
+    assert (tmp_path / "ok" / "Containerfile").read_bytes() == b"FROM scratch\n"
+    assert (tmp_path / "ok" / "Containerfile").stat().st_mode & 0o7777 == 0o755  # setuid dropped
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(tarfile.TarError):
+        _extract_data(archive(("../escape", b"x", 0o644)), tmp_path / "bad")
+    assert not (tmp_path / "escape").exists()
