@@ -158,14 +158,7 @@ def parse_build_args(items: list[str] | None) -> dict[str, str]:
     return result
 
 
-def parse_tls_verify(value: str | None) -> bool | None:
-    if value is None:
-        return None
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise UsageError(f"invalid --tls-verify value {value!r}", hint="use --tls-verify=true or --tls-verify=false")
+parse_tls_verify = parse_bool("--tls-verify")
 
 
 def parse_pull(value: str | None) -> PullPolicy:

@@ -44,6 +44,10 @@ from imgfront.nodes.connections import Connection
 from imgfront.platforms import Platform
 
 AMD64, ARM64 = Platform.parse("linux/amd64"), Platform.parse("linux/arm64")
+# What nodes of each engine report, for unit tests of the options' rules (check_support, fit_engines).
+PODMAN4 = NodeInfo("old", "podman", "4.3.1", "4.3.1", (AMD64,), ())
+PODMAN5 = NodeInfo("new", "podman", "5.4.2", "5.4.2", (AMD64,), ())
+DOCKER = NodeInfo("dock", "docker", "20.10.24", "1.41", (AMD64,), ())
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from action_runner import run_action
 from conftest import BUSYBOX_CONTAINERFILE, DOCKER_BUSYBOX_CONTAINERFILE
+from integration.services.dockerd import run_in_docker
 
 from imgfront.engines.base import parse_time
 
@@ -336,20 +337,6 @@ def test_docker_refuses_an_option_it_cannot_honour_before_building(
     lines = [line for line in result.stderr.splitlines() if not line.startswith("hint:")]
     assert len(lines) == 1 and re.fullmatch(f"imgfront: {refusal}", lines[0]), lines
     assert "Traceback" not in result.stderr and after == before
-
-
-def run_in_docker(dockerd, image_id: str, command: list[str]) -> str:
-    client = dockerd.client()
-    try:
-        container = client.create_container(image_id, command=command, host_config={"NetworkMode": "none"})
-        try:
-            client.start(container)
-            assert client.wait(container, timeout=60)["StatusCode"] == 0
-            return str(client.logs(container).decode().strip())
-        finally:
-            client.remove_container(container, force=True)
-    finally:
-        client.close()
 
 
 def test_volume_binds_a_node_folder_from_podman_4_4_and_4_3_refuses_it(

@@ -20,6 +20,7 @@ from pathlib import Path
 import certifi
 import pytest
 from conftest import DOCKER_BUSYBOX_CONTAINERFILE, Recorder
+from integration.services.dockerd import run_in_docker
 
 from imgfront.emulation.probe import probe_node
 from imgfront.emulation.qemu import emulated_platforms
@@ -202,20 +203,6 @@ def layer_file(chunks: Iterator[bytes], name: str) -> bytes:
                     if member.name == name and member.isfile():
                         found = inner.extractfile(member).read()
     return found
-
-
-def run_in_docker(dockerd, image_id: str, command: list[str]) -> str:
-    client = dockerd.client()
-    try:
-        container = client.create_container(image_id, command=command, host_config={"NetworkMode": "none"})
-        try:
-            client.start(container)
-            assert client.wait(container, timeout=60)["StatusCode"] == 0
-            return str(client.logs(container).decode().strip())
-        finally:
-            client.remove_container(container, force=True)
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize("variant", sorted(SCRATCH_FIRST))

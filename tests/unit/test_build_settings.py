@@ -8,9 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fakes import AMD64, ARM64, FakeEngine
+from fakes import AMD64, ARM64, DOCKER, FakeEngine
 
-from imgfront.cli import main as cli
 from imgfront.engines.base import NodeInfo, PackedContext
 from imgfront.engines.docker import SETTING_KEYWORDS, setting_keywords
 from imgfront.engines.podman import DOCKER_MANIFEST, SETTING_PARAMS, setting_params
@@ -24,7 +23,6 @@ from imgfront.run.invocation import resolve
 from imgfront.run.progress import QuietProgress
 
 PODMAN = NodeInfo("pod", "podman", "4.3.1", "4.3.1", (AMD64,), ())
-DOCKER = NodeInfo("dock", "docker", "20.10.24", "1.41", (AMD64,), ())
 SETTINGS = [row for row in BUILD_OPTIONS if row.setting]
 PIPELINE = Path(__file__).parent / "fixtures" / "pipelines" / "web" / "pipeline.yaml"
 
@@ -224,26 +222,6 @@ def test_a_setting_docker_lacks_is_refused_on_docker_nodes_naming_node_and_optio
         fit_engines(options, "podman", True, [PODMAN, DOCKER], lambda _: None)
     assert refused.value.message == "--ulimit is not supported on docker nodes (dock)"
     fit_engines(options, "podman", True, [PODMAN], lambda _: None)
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["build", "--ulimit", "nofile=x", "."], "imgfront: invalid --ulimit 'nofile=x'"),
-        (["build", "--shm-size", "big", "."], "imgfront: invalid --shm-size 'big'"),
-        (["build", "--network", "bridge", "."], "imgfront: invalid --network 'bridge'"),
-        (["build", "--format", "tar", "."], "imgfront: invalid --format 'tar'"),
-        (["build", "--timestamp", "-1", "."], "-1"),
-    ],
-)
-def test_bad_settings_on_the_command_line_are_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
-) -> None:
-    monkeypatch.setenv("CONTAINER_HOST", "unix:///nonexistent/podman.sock")  # no engine is asked
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(argv)
-    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("hint:")]
-    assert exit_.value.code == 2 and len(lines) == 1 and message in lines[0]
 
 
 def test_every_platforms_request_carries_the_settings_and_so_do_a_pipelines_checkpoints(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import AMD64
+from fakes import AMD64, DOCKER, PODMAN4, PODMAN5
 
 from imgfront.engines.base import BuildRequest, NodeInfo, PackedContext
 from imgfront.engines.podman import PodmanBuilder
@@ -26,10 +26,6 @@ from imgfront.oci.cache import (
 )
 from imgfront.options import fit_engines
 from imgfront.run.invocation import resolve
-
-PODMAN4 = NodeInfo("old", "podman", "4.3.1", "4.3.1", (AMD64,), ())
-PODMAN5 = NodeInfo("new", "podman", "5.4.2", "5.4.2", (AMD64,), ())
-DOCKER = NodeInfo("dock", "docker", "20.10.24", "1.41", (AMD64,), ())
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from fakes import AMD64, ARM64
+from fakes import AMD64, ARM64, DOCKER, PODMAN4, PODMAN5
 
 from imgfront.cli import main as cli
 from imgfront.engines.base import NodeInfo
@@ -26,10 +26,6 @@ from imgfront.options import (
 from imgfront.run.build import BuildOptions
 from imgfront.run.invocation import Invocation, resolve
 from imgfront.run.progress import JsonProgress, PlainProgress, QuietProgress, make_progress
-
-PODMAN4 = NodeInfo("old", "podman", "4.3.1", "4.3.1", (AMD64,), ())
-PODMAN5 = NodeInfo("new", "podman", "5.4.2", "5.4.2", (AMD64,), ())
-DOCKER = NodeInfo("dock", "docker", "20.10.24", "1.41", (AMD64,), ())
 
 
 @pytest.fixture
@@ -174,6 +170,11 @@ def test_progress_modes_make_their_progress() -> None:
         (["build", "--push-from-nodes", "."], "imgfront: --push-from-nodes needs --push"),
         (["build", "--pull=sometimes", "."], "imgfront: invalid pull policy 'sometimes'"),
         (["build", "--progress", "fancy", "."], "fancy"),
+        (["build", "--ulimit", "nofile=x", "."], "imgfront: invalid --ulimit 'nofile=x'"),
+        (["build", "--shm-size", "big", "."], "imgfront: invalid --shm-size 'big'"),
+        (["build", "--network", "bridge", "."], "imgfront: invalid --network 'bridge'"),
+        (["build", "--format", "tar", "."], "imgfront: invalid --format 'tar'"),
+        (["build", "--timestamp", "-1", "."], "-1"),
     ],
 )
 def test_bad_input_from_the_command_line_is_one_line_and_exit_2_before_any_engine(

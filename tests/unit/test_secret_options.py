@@ -10,10 +10,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from fakes import AMD64
+from fakes import DOCKER, PODMAN4
 
 from imgfront.cli import main as cli
-from imgfront.engines.base import NodeInfo
 from imgfront.engines.upload import SECRET_PREFIX, Upload, archive_end, with_secrets
 from imgfront.errors import UsageError
 from imgfront.model import Secret
@@ -21,8 +20,6 @@ from imgfront.options import OPTIONS_BY_DEST, check_support, fit_engines, parse_
 from imgfront.run.context import pack
 from imgfront.run.invocation import resolve
 
-PODMAN4 = NodeInfo("old", "podman", "4.3.1", "4.3.1", (AMD64,), ())
-DOCKER = NodeInfo("dock", "docker", "20.10.24", "1.41", (AMD64,), ())
 VALUE = b"s3cret value\nline two"
 
 

@@ -137,3 +137,18 @@ def run_dockerd(base: Path) -> Iterator[Dockerd]:
                 proc.kill()
                 proc.wait()
         unmount_and_remove(base)
+
+
+def run_in_docker(dockerd: Dockerd, image_id: str, command: list[str]) -> str:
+    """Run the image on the test's dockerd, offline, and return what it printed; the container is removed."""
+    client = dockerd.client()
+    try:
+        container = client.create_container(image_id, command=command, host_config={"NetworkMode": "none"})
+        try:
+            client.start(container)
+            assert client.wait(container, timeout=60)["StatusCode"] == 0
+            return str(client.logs(container).decode().strip())
+        finally:
+            client.remove_container(container, force=True)
+    finally:
+        client.close()
