@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import record  # noqa: E402
+
 BUSYBOX = Path(os.environ.get("IMGFRONT_BUSYBOX_DIR", "/var/cache/imgfront/busybox"))
 PLATFORMS = "linux/amd64,linux/arm64"
 CONF = '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"\n'
@@ -43,7 +47,6 @@ def private_env(work: Path) -> dict[str, str]:
 
 def stop_kept_service(env: dict[str, str]) -> None:
     """The private service imgfront kept for this store, stopped by its PID before the store goes."""
-    sys.path.insert(0, str(ROOT))
     from imgfront.engines.service import PID_FILE, kept_folder, settings_key
 
     base, podman = kept_folder(env), shutil.which("podman")
@@ -147,8 +150,7 @@ def main() -> None:
     lines += [f"| {k} | {f['imgfront_s']} | {f['podman_s']} | {f['ratio']} |" for k, f in figures.items()]
     print("\n".join(lines))
     if args.record:
-        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
-            results.write("\n".join(lines) + "\n")
+        record(lines)
 
 
 if __name__ == "__main__":

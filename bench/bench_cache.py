@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import record  # noqa: E402
 from bench.bench_push import REGISTRY_CONFIG, free_port, wait_for  # noqa: E402
 from bench.bench_transfer import store  # noqa: E402
 
@@ -188,8 +189,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.record:
-        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
-            results.write("\n".join(lines) + "\n")
+        record(lines)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import record  # noqa: E402
 from bench.bench_transfer import store  # noqa: E402
 
 REGISTRY_CONFIG = """\
@@ -210,8 +211,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "push.json").write_text(json.dumps({"medians_s": medians, "runs": times}, indent=2))
     if args.record:
-        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
-            results.write("\n".join(lines) + "\n")
+        record(lines)
 
 
 if __name__ == "__main__":

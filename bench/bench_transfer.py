@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import record  # noqa: E402
 from bench.bench_build import CONF  # noqa: E402
 from imgfront.engines import connect  # noqa: E402
 from imgfront.nodes.connections import Connection  # noqa: E402
@@ -121,8 +122,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "transfer.json").write_text(json.dumps({"rates_mib_s": rates, "ratio": ratio, "runs": times}, indent=2))
     if args.record:
-        with (ROOT / "bench" / "RESULTS.md").open("a") as results:
-            results.write("\n".join(lines) + "\n")
+        record(lines)
 
 
 if __name__ == "__main__":
