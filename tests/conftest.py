@@ -382,6 +382,11 @@ def start_two_platform_build(
     return proc, seen
 
 
+def imgfront_cmd(*args: str | os.PathLike[str]) -> list[str]:
+    """The command line that runs this checkout's imgfront with ARGS, for a test that starts it itself."""
+    return [sys.executable, "-m", "imgfront", *(os.fspath(a) for a in args)]
+
+
 @pytest.fixture(scope="session")
 def run_imgfront() -> RunImgfront:
     """Runs `python -m imgfront ARGS` with env; output captured as text, exit code left to the test."""
@@ -394,7 +399,7 @@ def run_imgfront() -> RunImgfront:
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "imgfront", *(os.fspath(arg) for arg in args)],
+            imgfront_cmd(*args),
             env=dict(env),
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,

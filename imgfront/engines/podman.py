@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import podman
 import requests
+import tenacity
 import urllib3.exceptions
 from podman.api.client import APIResponse
 from podman.errors import APIError, DockerException, PodmanError
@@ -304,9 +305,9 @@ class PodmanBuilder(ImageBuilder):
 
         Before 5.6 a server takes a folder as a path of its own file system, so imgfront sends the folder's
         files instead, copied into an empty image labelled with this run's token, which the build then sees as
-        the context. The platforms of a run building on one node may share that image (the layer cache can hand
-        one platform's to the other), so each holds it, and the last to finish removes it; an image with
-        another label came from the cache of an earlier build and is not this run's to remove.
+        the context. That build skips the layer cache: with it, podman 4.3 leaves a labelled intermediate image
+        behind the final one, and builds on another run's. Each platform holds the label from before its helper
+        build, and the last to finish removes every image under it.
         """
         named: dict[str, dict[str, Any]] = {}
         for context in request.named_contexts:
@@ -319,33 +320,50 @@ class PodmanBuilder(ImageBuilder):
                 }
                 continue
             label = f"{context.name}-{context.token}"
+            with self._lock:
+                self._named_holds[label] = self._named_holds.get(label, 0) + 1
+            helpers.append(label)
             helper = BuildRequest(
                 context=context.folder,
                 platform=request.platform,
                 labels={NAMED_CONTEXT_LABEL: label},
                 pull="never",
+                settings={"layers": False},  # one image, no labelled intermediate, no other run's to build on
             )
             try:
-                image_id, info, _ = self._build_once(helper, SilentEvents(), cancel, False, {})
+                image_id, _, _ = self._build_once(helper, SilentEvents(), cancel, True, {})
             except PlatformBuildError as e:
                 raise PlatformBuildError(f"--build-context {context.name}: {e.message}", e.log_tail) from None
-            if info is not None and info.labels.get(NAMED_CONTEXT_LABEL) == label:
-                with self._lock:
-                    self._named_holds[image_id] = self._named_holds.get(image_id, 0) + 1
-                helpers.append(image_id)
             named[context.name] = {"IsImage": True, "Value": image_id}
         return named
 
-    def _release_named(self, image_id: str) -> None:
-        """One build is done with a folder context's image; the last one removes it."""
+    def _release_named(self, label: str) -> None:
+        """One build is done with a folder context; the last one removes every image under its label."""
         with self._lock:
-            left = self._named_holds.get(image_id, 1) - 1
+            left = self._named_holds.get(label, 1) - 1
             if left > 0:
-                self._named_holds[image_id] = left
+                self._named_holds[label] = left
                 return
-            self._named_holds.pop(image_id, None)
+            self._named_holds.pop(label, None)
         with contextlib.suppress(EngineError):
-            self.remove_image(image_id)
+            for image_id in self._labelled(f"{NAMED_CONTEXT_LABEL}={label}"):
+                with contextlib.suppress(EngineError):
+                    self.remove_image(image_id)
+
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type(EngineError),
+        stop=tenacity.stop_after_attempt(5),
+        wait=tenacity.wait_fixed(0.2),
+        reraise=True,
+    )
+    def _labelled(self, label: str) -> list[str]:
+        """The ids of the images with `label` (KEY=VALUE).
+
+        Podman 4.3's listing fails while another client removes an image it is reading the parent of
+        ("retrieving parent of image"), so a failed listing is tried again.
+        """
+        filters = json.dumps({"label": [label]})
+        return [str(e["Id"]) for e in self._json_params("get", "/images/json", {"all": True, "filters": filters})]
 
     def _server_time(self) -> datetime.datetime | None:
         """The node's own clock, from an answer's Date header: whole seconds, so at most a second early.

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import BUSYBOX_CONTAINERFILE
+from conftest import BUSYBOX_CONTAINERFILE, imgfront_cmd
 from integration.services.http_files import FileServer, run_file_server
 
 pytestmark = pytest.mark.slow
@@ -120,6 +120,7 @@ def test_containerfile_from_standard_input_and_an_ignorefile(podman_node, make_c
     )
 
 
+BOTH = "linux/amd64,linux/arm64"
 NAMED = BUSYBOX_CONTAINERFILE + (
     "COPY --from=extra /data /from-folder\n"
     "RUN --mount=from=extra,target=/m cat /m/data > /mounted\n"
@@ -162,6 +163,39 @@ def test_named_contexts_from_a_folder_an_image_and_a_url_on_every_platform(
         assert files == "from the folder\nfrom the folder\ntarball\n"
         assert podman_node.podman("run", "--rm", *image, "cat", "/from-image").stdout == f"{machine}\n"
     assert named_contexts_left(podman_node) == []  # the folder's images on the node went with the build
+
+
+def test_two_runs_at_once_with_one_folder_context_and_a_failed_one_leave_no_image_of_it(
+    podman_node, make_context, run_imgfront, emulation_ready, tmp_path
+) -> None:
+    """Podman 4.3's layer cache would build one run's folder image on the other's; each run removes its own."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "data").write_text("shared\n")
+    ctx = make_context(BUSYBOX_CONTAINERFILE + "COPY --from=extra /data /data\n")
+    extra_arg = f"extra={extra}"
+    runs = [
+        subprocess.Popen(
+            imgfront_cmd(
+                "build", "--platform", BOTH, "-t", f"localhost/named-twice:{n}", "--build-context", extra_arg, ctx
+            ),
+            env=podman_node.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in (1, 2)
+    ]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    for n in (1, 2):
+        for platform in ("linux/amd64", "linux/arm64"):
+            image = ["--platform", platform, f"localhost/named-twice:{n}"]
+            assert podman_node.podman("run", "--rm", *image, "cat", "/data").stdout == "shared\n"
+    failing = make_context(BUSYBOX_CONTAINERFILE + "COPY --from=extra /data /data\nRUN exit 3\n")
+    failed = run_imgfront(["build", "--build-context", extra_arg, failing], podman_node.env)
+    assert failed.returncode == 1, failed.stderr
+    assert named_contexts_left(podman_node) == []
 
 
 def test_named_context_refusals(podman_node, dockerd, make_context, run_imgfront, tmp_path) -> None:

@@ -10,12 +10,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import BUSYBOX_CONTAINERFILE, start_two_platform_build
+from conftest import BUSYBOX_CONTAINERFILE, imgfront_cmd, start_two_platform_build
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +35,6 @@ def runs(node, tag: str, platform: str) -> str:
 
 def inputs(amd64: str, arm64: str) -> dict[str, str]:
     return {"input-amd64": amd64, "input-arm64": arm64}
-
-
-def imgfront_cmd(*args: str | os.PathLike[str]) -> list[str]:
-    return [sys.executable, "-m", "imgfront", *(os.fspath(a) for a in args)]
 
 
 def test_failed_platform_keeps_every_instance_of_the_previous_list_runnable(
