@@ -9,6 +9,7 @@ from dataclasses import replace
 from imgfront.engines.base import BuildReport, ImageBuilder, ListInfo, ListInstance
 from imgfront.errors import EngineError, UsageError
 from imgfront.platforms import Platform
+from imgfront.util.readahead import read_ahead
 
 
 class LocalListBuilder:
@@ -43,7 +44,7 @@ class LocalListBuilder:
         start = time.monotonic()
         # oci-archive keeps annotations; a Docker engine at home can load only a docker-archive.
         export = self.builders[report.node].export_image(report.image_id, oci=self.local.loads_oci)
-        self.local.import_image(counted(export))
+        self.local.import_image(counted(read_ahead(export)))  # the node's export runs ahead of the import
         self.imported.append(report.image_id)
         here = self.local.inspect_image(report.image_id)
         if here is None:
