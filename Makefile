@@ -7,7 +7,7 @@
 #   make podman-node the cached root file system of that second podman (scripts/podman-node-rootfs.sh)
 #   make test-fast   unit tests only (-m 'not slow'); needs just the venv
 #   make lint        ruff check, ruff format --check, mypy, lint-imports (the layers contract in pyproject.toml)
-#   make bench       time imgfront against podman build --manifest; appends to bench/RESULTS.md
+#   make bench       every figure (build, pipeline, push, cache, transfer, startup); appends to bench/RESULTS.md
 #   make debian-base the Debian bookworm base list for amd64 and arm64 (examples/hello-static)
 #   make image       the imgfront container image for amd64 and arm64 (docs/container-image.md)
 #
@@ -26,6 +26,8 @@ PLATFORMS := linux/amd64,linux/arm64
 BASE_IMAGE := localhost/imgfront/busybox:latest
 DEMO_IMAGE := localhost/hello:1
 PYTEST_ARGS ?=
+# Rounds of each figure in `make bench`; every bench script takes --rounds N --record.
+BENCH_ROUNDS ?= 3
 
 # Where setup-host.sh caches the static busybox binaries; the test fixtures read the same variable.
 export IMGFRONT_BUSYBOX_DIR ?= /var/cache/imgfront/busybox
@@ -108,10 +110,15 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+BENCH_ARGS = --rounds $(BENCH_ROUNDS) --record
+
 bench: setup
-	$(BIN)/python bench/bench_build.py --rounds 3 --record
-	$(BIN)/python bench/bench_push.py --rounds 3 --record
-	$(BIN)/python bench/bench_cache.py --rounds 3 --record
+	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_push.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_cache.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_transfer.py --format oci-archive $(BENCH_ARGS)
+	$(BIN)/python bench/bench_startup.py $(BENCH_ARGS)
 
 # Local files only; images in podman's storage are left alone.
 clean:

@@ -2,9 +2,10 @@
 """Time `imgfront --version` and `imgfront --help` against `podman --version`: the start-up a user waits for.
 
 Each command runs `--rounds` times, alternating; the medians and the ratio to podman's are printed as JSON,
-and written to bench/out/startup.json. imgfront runs as `python -m imgfront` with this tree first on the path.
+written to bench/out/startup.json, and appended to bench/RESULTS.md as a section with --record. imgfront runs
+as `python -m imgfront` with this tree first on the path.
 
-    .venv/bin/python bench/bench_startup.py [--rounds 15]
+    .venv/bin/python bench/bench_startup.py [--rounds 15] [--record]
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import record  # noqa: E402
 
 
 def _seconds(command: list[str], env: dict[str, str]) -> float:
@@ -31,6 +35,7 @@ def _seconds(command: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": os.fspath(ROOT)}
     podman = shutil.which("podman")
@@ -48,15 +53,26 @@ def main() -> None:
             times[name].append(_seconds(command, env))
     medians = {name: round(statistics.median(t), 3) for name, t in times.items()}
     result: dict[str, object] = {"rounds": args.rounds, "median_seconds": medians}
+    ratios: dict[str, float] = {}
     if "podman --version" in medians:
         reference = medians["podman --version"]
-        result["ratio_to_podman_version"] = {
-            name: round(m / reference, 2) for name, m in medians.items() if name.startswith("imgfront")
-        }
+        ratios = {name: round(m / reference, 2) for name, m in medians.items() if name.startswith("imgfront")}
+        result["ratio_to_podman_version"] = ratios
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     (out / "startup.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    if args.record:
+        record(
+            [
+                "\n## Start-up: `imgfront --version` and `--help` vs `podman --version`",
+                f"{time.strftime('%Y-%m-%d')}; `python -m imgfront` with this tree first on the path; "
+                f"median of {args.rounds} rounds in one run.\n",
+                "| command | median (s) | ratio to `podman --version` |",
+                "| --- | --- | --- |",
+                *(f"| `{name}` | {m} | {ratios.get(name, '')} |" for name, m in medians.items()),
+            ]
+        )
 
 
 if __name__ == "__main__":
