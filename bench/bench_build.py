@@ -5,7 +5,11 @@ Both tools run in the same invocation, alternating, on one private storage (neve
 ratio holds on a noisy machine. Cold runs use --no-cache; cached runs rebuild the unchanged context.
 The figures go to bench/out/build.json, and a section is appended to bench/RESULTS.md with --record.
 
-    .venv/bin/python bench/bench_build.py [--rounds 3] [--record]
+With --engine podman5 both run against one podman 5.x node instead (bench/podman5.py, the tests' node in a
+container): imgfront builds through the node's service, the baseline is the node's own podman CLI, and the
+figures go to bench/out/build-podman5.json.
+
+    .venv/bin/python bench/bench_build.py [--engine podman4|podman5] [--rounds 3] [--record]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import record  # noqa: E402
+from bench.podman5 import aarch64_handler, host_podman_version, podman5_node  # noqa: E402
 
 BUSYBOX = Path(os.environ.get("IMGFRONT_BUSYBOX_DIR", "/var/cache/imgfront/busybox"))
 PLATFORMS = "linux/amd64,linux/arm64"
@@ -78,7 +83,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def commands(ctx: Path, cold: bool) -> dict[str, list[str]]:
+def commands(ctx: Path, cold: bool, podman_cli: tuple[str, ...] = ("podman",)) -> dict[str, list[str]]:
     no_cache = ["--no-cache"] if cold else []
     imgfront = [
         sys.executable,
@@ -94,22 +99,28 @@ def commands(ctx: Path, cold: bool) -> dict[str, list[str]]:
         *no_cache,
         str(ctx),
     ]
-    podman = ["podman", "build", "--platform", PLATFORMS, "--manifest", "localhost/bench-podman:1", *no_cache, str(ctx)]
+    podman = [
+        *podman_cli,
+        "build",
+        "--platform",
+        PLATFORMS,
+        "--manifest",
+        "localhost/bench-podman:1",
+        *no_cache,
+        str(ctx),
+    ]
     return {"imgfront": imgfront, "podman": podman}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
-    args = parser.parse_args()
+def measure_podman4(rounds: int) -> dict[str, dict[str, list[float]]]:
+    """The rounds on the host's podman: one private store, imgfront keeping its own private service."""
     with tempfile.TemporaryDirectory(prefix="imgfront-bench-") as tmp:
         work = Path(tmp)
         env, ctx = private_env(work), context(work)
         times: dict[str, dict[str, list[float]]] = {"cold": {}, "cached": {}, "cached, no kept service": {}}
         fresh = {**env, "IMGFRONT_SERVICE_LINGER": "0"}  # a run that finds no service: it starts its own
         try:
-            for round_ in range(args.rounds):
+            for round_ in range(rounds):
                 for kind in times:
                     cmds = commands(ctx, cold=kind == "cold")
                     order = list(cmds) if round_ % 2 == 0 else list(reversed(cmds))  # alternate who goes first
@@ -126,6 +137,55 @@ def main() -> None:
         finally:
             stop_kept_service(env)
             subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True)
+    return times
+
+
+def measure_podman5(work: Path, rounds: int) -> tuple[dict[str, dict[str, list[float]]], str]:
+    """The rounds against one podman 5.x node: imgfront through its service, the baseline its own CLI.
+
+    The context lies in a folder the node sees at the same path, which its CLI needs. There is no private
+    service for imgfront to keep (it talks to the node's), so the "no kept service" run is left out.
+    """
+    if aarch64_handler() is None:
+        sys.exit("bench: no qemu-aarch64 binfmt_misc handler with flag F, so the node cannot build arm64: make setup")
+    shared = work / "shared"
+    shared.mkdir()
+    ctx = context(shared)
+    times: dict[str, dict[str, list[float]]] = {"cold": {}, "cached": {}}
+    with podman5_node(work, mounts=[shared]) as node:
+        drop = ("PYTHONDONTWRITEBYTECODE",)
+        imgfront_env = {k: v for k, v in node.env.items() if k not in drop}
+        for round_ in range(rounds):
+            for kind in times:
+                cmds = commands(ctx, cold=kind == "cold", podman_cli=node.cli)
+                order = list(cmds) if round_ % 2 == 0 else list(reversed(cmds))
+                for tool in order:
+                    subprocess.run(
+                        [*node.cli, "manifest", "rm", "localhost/bench-podman:1"], env=node.cli_env, capture_output=True
+                    )
+                    env = imgfront_env if tool == "imgfront" else node.cli_env
+                    times[kind].setdefault(tool, []).append(timed(cmds[tool], env))
+        version = node.version
+    return times, version
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--record", action="store_true", help="append the figures to bench/RESULTS.md")
+    parser.add_argument(
+        "--engine",
+        choices=("podman4", "podman5"),
+        default="podman4",
+        help="podman4: the host's podman on a private store; podman5: a podman 5.x node in a container",
+    )
+    args = parser.parse_args()
+    node_version = ""
+    if args.engine == "podman5":
+        with tempfile.TemporaryDirectory(prefix="imgfront-bench-") as tmp:
+            times, node_version = measure_podman5(Path(tmp), args.rounds)
+    else:
+        times = measure_podman4(args.rounds)
     figures = {
         kind: {
             "imgfront_s": round(statistics.median(t["imgfront"]), 2),
@@ -135,13 +195,17 @@ def main() -> None:
         }
         for kind, t in times.items()
     }
-    podman_version = subprocess.run(["podman", "--version"], capture_output=True, text=True).stdout.strip()
+    podman_version = host_podman_version()
+    if args.engine == "podman5":
+        podman_version = f"podman {node_version} node in a container of the host's {podman_version}"
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {podman_version}, kernel {platform.release()}"
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "build.json").write_text(json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n")
+    name = "build.json" if args.engine == "podman4" else f"build-{args.engine}.json"
+    (out / name).write_text(json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n")
+    on = "" if args.engine == "podman4" else f" on podman {node_version}"
     lines = [
-        f"\n## Build: imgfront vs podman build --platform {PLATFORMS} --manifest",
+        f"\n## Build{on}: imgfront vs podman build --platform {PLATFORMS} --manifest",
         f"{time.strftime('%Y-%m-%d')}; {machine}; reference workload `containerfiles/reference`; "
         f"median of {args.rounds} alternating rounds in one run.\n",
         "| run | imgfront (s) | podman (s) | ratio |",

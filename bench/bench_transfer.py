@@ -5,7 +5,11 @@ Two private podman stores stand for a node and the local machine. imgfront strea
 service's export into the other's import, with no copy on the client's disk; the baseline pipes
 `podman save` of the first store into `podman load` of the second. The image is one layer of random data.
 
-    .venv/bin/python bench/bench_transfer.py [--size-mb 256] [--rounds 3] [--record]
+With --engine podman5 the node is a podman 5.x node in a container (bench/podman5.py, the tests' node) and
+home is still the host's podman 4.3 on a private store: the baseline pipes the node's own `podman save` into
+the host's `podman load`, and the figures go to bench/out/transfer-podman5.json.
+
+    .venv/bin/python bench/bench_transfer.py [--engine podman4|podman5] [--size-mb 256] [--rounds 3] [--record]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import record  # noqa: E402
 from bench.bench_build import CONF  # noqa: E402
+from bench.podman5 import host_podman_version, podman5_node  # noqa: E402
 from imgfront.engines import connect  # noqa: E402
 from imgfront.nodes.connections import Connection  # noqa: E402
 
@@ -52,25 +57,41 @@ def main() -> None:
         default="oci-archive",
         help="what imgfront streams (it uses oci-archive between podman nodes)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("podman4", "podman5"),
+        default="podman4",
+        help="the node's podman: podman4, the host's on a private store; podman5, a podman 5.x node in a container",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="imgfront-bench-transfer-") as tmp:
+    node_version = ""
+    with tempfile.TemporaryDirectory(prefix="imgfront-bench-transfer-") as tmp, contextlib.ExitStack() as nodes:
         work = Path(tmp)
-        node_env, home_env = store(work / "node"), store(work / "home")
         ctx = work / "ctx"
-        ctx.mkdir()
+        # The node's podman: the host's on a private store, or the podman 5 node's own CLI (which sees ctx).
+        if args.engine == "podman5":
+            ctx.mkdir()
+            p5 = nodes.enter_context(podman5_node(work, mounts=[ctx]))
+            node_cli, node_env, node_url, node_version = list(p5.cli), p5.cli_env, p5.url, p5.version
+            home_env = store(work / "home")
+        else:
+            node_env, home_env = store(work / "node"), store(work / "home")
+            node_cli, node_url = ["podman"], f"unix://{work / 'node.sock'}"
+            ctx.mkdir()
         with (ctx / "blob").open("wb") as f:
             for _ in range(args.size_mb):
                 f.write(os.urandom(1 << 20))
         (ctx / "Containerfile").write_text("FROM scratch\nCOPY blob /blob\n")
         image = subprocess.run(
-            ["podman", "build", "-q", "--platform", "linux/amd64", str(ctx)],
+            [*node_cli, "build", "-q", "--platform", "linux/amd64", str(ctx)],
             env=node_env,
             check=True,
             capture_output=True,
             text=True,
         ).stdout.split()[-1]
         services = []
-        for name, env in (("node", node_env), ("home", home_env)):
+        served = (("home", home_env),) if args.engine == "podman5" else (("node", node_env), ("home", home_env))
+        for name, env in served:
             sock = work / f"{name}.sock"
             services.append(
                 subprocess.Popen(
@@ -78,11 +99,11 @@ def main() -> None:
                 )
             )
         try:
-            for sock in (work / "node.sock", work / "home.sock"):
+            for sock in (work / f"{name}.sock" for name, _ in served):
                 while not sock.exists():
                     time.sleep(0.05)
             stack = contextlib.ExitStack()
-            node = connect(Connection("node", f"unix://{work / 'node.sock'}"), stack)
+            node = connect(Connection("node", node_url), stack)
             home = connect(Connection("home", f"unix://{work / 'home.sock'}"), stack)
             times: dict[str, list[float]] = {"imgfront": [], "podman save | load": []}
             for _ in range(args.rounds):
@@ -92,7 +113,7 @@ def main() -> None:
                 home.remove_image(image, force=True)
                 start = time.monotonic()
                 save = subprocess.Popen(
-                    ["podman", "save", "--format", args.format, image], env=node_env, stdout=subprocess.PIPE
+                    [*node_cli, "save", "--format", args.format, image], env=node_env, stdout=subprocess.PIPE
                 )
                 subprocess.run(
                     ["podman", "load", "-q"], env=home_env, stdin=save.stdout, check=True, capture_output=True
@@ -105,13 +126,22 @@ def main() -> None:
             for service in services:
                 service.terminate()
                 service.wait()
-            for env in (node_env, home_env):
+            for _, env in served:
                 subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True)
     rates = {tool: round(args.size_mb / statistics.median(t), 1) for tool, t in times.items()}
     ratio = round(rates["imgfront"] / rates["podman save | load"], 2)
+    if args.engine == "podman5":
+        heading = f"\n## Transfer from a podman {node_version} node: bringing a {args.size_mb} MiB image home"
+        where = (
+            f"node: podman {node_version} in a container of the host's podman, its own CLI for `podman save`; "
+            f"home: the host's {host_podman_version()} on a private store"
+        )
+    else:
+        heading = f"\n## Transfer: bringing a {args.size_mb} MiB image home"
+        where = "both through local stores"
     lines = [
-        f"\n## Transfer: bringing a {args.size_mb} MiB image home as {args.format}, imgfront vs podman save | load",
-        f"{time.strftime('%Y-%m-%d')}; median of {args.rounds} rounds in one run; both through local stores.\n",
+        f"{heading} as {args.format}, imgfront vs podman save | load",
+        f"{time.strftime('%Y-%m-%d')}; median of {args.rounds} rounds in one run; {where}.\n",
         "| tool | MiB/s |",
         "| --- | --- |",
         *("| " + tool.replace("|", "\\|") + f" | {rate} |" for tool, rate in rates.items()),
@@ -120,7 +150,8 @@ def main() -> None:
     print("\n".join(lines))
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "transfer.json").write_text(json.dumps({"rates_mib_s": rates, "ratio": ratio, "runs": times}, indent=2))
+    name = "transfer.json" if args.engine == "podman4" else f"transfer-{args.engine}.json"
+    (out / name).write_text(json.dumps({"rates_mib_s": rates, "ratio": ratio, "runs": times}, indent=2))
     if args.record:
         record(lines)
 
