@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,16 @@ def test_a_broken_drop_in_is_named_not_its_base(tmp_path: Path) -> None:
     (tmp_path / "containers.conf.d" / "10-bad.conf").write_text("= 1\n")
     with pytest.raises(UsageError, match=r"10-bad\.conf is not valid TOML"):
         read_containers_conf({"CONTAINERS_CONF": str(conf)})
+
+
+def test_a_containers_conf_with_nothing_the_schema_describes_is_read_without_jsonschema(tmp_path: Path) -> None:
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024"]\n[engine]\nruntime = "runc"\n')
+    code = (
+        "import sys\n"
+        "from imgfront.nodes.connections import read_containers_conf\n"
+        f"conf = read_containers_conf({{'CONTAINERS_CONF': {str(conf)!r}}})\n"
+        "print(conf['engine']['runtime'], 'jsonschema' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["runc", "False"]
