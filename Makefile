@@ -112,13 +112,15 @@ lint: venv
 
 BENCH_ARGS = --rounds $(BENCH_ROUNDS) --record
 
-bench: setup
+bench: setup podman-node
 	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_push.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_cache.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_transfer.py --format oci-archive $(BENCH_ARGS)
-	$(BIN)/python bench/bench_startup.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_startup.py --rounds $$(( $(BENCH_ROUNDS) * 5 )) --record
+	$(BIN)/python bench/bench_build.py --engine podman5 $(BENCH_ARGS)
+	$(BIN)/python bench/bench_transfer.py --engine podman5 $(BENCH_ARGS)
 
 # Local files only; images in podman's storage are left alone.
 clean:

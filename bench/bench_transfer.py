@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Throughput of bringing an image home from a node, against `podman save | podman load`, in one run.
 
-Two private podman stores stand for a node and the local machine. imgfront streams the image from one
-service's export into the other's import, with no copy on the client's disk; the baseline pipes
+Two private podman stores stand for a node and the local machine. imgfront brings the image home as a build
+does (LocalListBuilder.bring_home: the node's export read ahead into the local import, with no copy on the
+client's disk); the baseline pipes
 `podman save` of the first store into `podman load` of the second. The image is one layer of random data.
 
 With --engine podman5 the node is a podman 5.x node in a container (bench/podman5.py, the tests' node) and
@@ -32,7 +33,10 @@ from bench import record  # noqa: E402
 from bench.bench_build import CONF  # noqa: E402
 from bench.podman5 import host_podman_version, podman5_node  # noqa: E402
 from imgfront.engines import connect  # noqa: E402
+from imgfront.model import BuildReport  # noqa: E402
 from imgfront.nodes.connections import Connection  # noqa: E402
+from imgfront.platforms import Platform  # noqa: E402
+from imgfront.run.lists import LocalListBuilder  # noqa: E402
 
 
 def store(base: Path) -> dict[str, str]:
@@ -108,7 +112,11 @@ def main() -> None:
             times: dict[str, list[float]] = {"imgfront": [], "podman save | load": []}
             for _ in range(args.rounds):
                 start = time.monotonic()
-                home.import_image(node.export_image(image, oci=args.format == "oci-archive"))
+                if args.format == "oci-archive":  # what a build does: LocalListBuilder.bring_home
+                    lists = LocalListBuilder(home, {"node": node}, note=lambda _: None)
+                    lists.bring_home(BuildReport(image, "", Platform.parse("linux/amd64"), "node", 0.0))
+                else:
+                    home.import_image(node.export_image(image, oci=False))
                 times["imgfront"].append(time.monotonic() - start)
                 home.remove_image(image, force=True)
                 start = time.monotonic()
