@@ -135,6 +135,8 @@ def normalise_config(config: dict[str, Any], diff_ids: list[str], epoch: int) ->
     runtime = {key: value for key, value in (out.get("config") or {}).items() if key in RUNTIME_FIELDS}
     if "Labels" in runtime:
         runtime["Labels"] = {k: v for k, v in (runtime["Labels"] or {}).items() if k not in TOOL_LABELS}
+    if runtime.get("WorkingDir") == "/":  # podman 5 writes the default out; 4.3 and Docker leave it unset
+        del runtime["WorkingDir"]
     runtime = {key: value for key, value in runtime.items() if not _empty(value)}
     out.pop("config", None)
     if runtime:

@@ -266,14 +266,22 @@ def test_a_changed_file_changes_the_digest(tmp_path: Path, change: dict[str, lis
         {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"]},
         {"Labels": {"io.buildah.version": "1.28.2", "org.example.name": "other"}},
         {"Cmd": ["sh"]},
+        {"WorkingDir": "/app"},
     ],
-    ids=["env", "label", "cmd"],
+    ids=["env", "label", "cmd", "workdir"],
 )
 def test_a_changed_label_env_or_cmd_changes_the_digest(tmp_path: Path, runtime: dict[str, Any]) -> None:
     original = json.loads(config_json([]))["config"]
     _, same = normalised(tmp_path / "a", podman_export())
     _, changed = normalised(tmp_path / "b", podman_export(config={**original, **runtime}))
     assert same.digest != changed.digest
+
+
+def test_the_default_working_dir_written_out_is_the_same_as_none(tmp_path: Path) -> None:
+    original = json.loads(config_json([]))["config"]
+    _, podman5 = normalised(tmp_path / "a", podman_export(config={**original, "WorkingDir": "/"}))
+    _, podman4 = normalised(tmp_path / "b", podman_export())
+    assert podman5.digest == podman4.digest
 
 
 def test_normalising_a_normalised_image_gives_it_back(tmp_path: Path) -> None:
