@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from imgfront.errors import UsageError
+from imgfront.errors import EngineError, UsageError
 from imgfront.outputs.blobs import OCI_MANIFEST, BlobStore, Descriptor
 from imgfront.outputs.normalise import OCI_LAYER_GZIP, normalise
 
@@ -386,3 +386,37 @@ def test_a_negative_epoch_is_refused(tmp_path: Path) -> None:
     store, manifest = imported(tmp_path, podman_export())
     with pytest.raises(UsageError):
         normalise(store, manifest, -1)
+
+
+def test_a_binary_capability_xattr_keeps_its_bytes(tmp_path: Path) -> None:
+    cap = bytes([1, 0, 0, 2, 0, 0x20, *[0] * 14])  # cap_net_raw, as Debian's ping has it
+    key = "SCHILY.xattr.security.capability"
+    base = [BASE[0], replace(BASE[1], pax={key: cap.decode("utf-8", "surrogateescape")})]
+    store, manifest = normalised(tmp_path, podman_export(base=base))
+    busybox = members(store, manifest, 0)[1]
+    assert busybox.pax_headers[key].encode("utf-8", "surrogateescape") == cap
+
+
+def test_the_last_member_of_a_name_wins_and_whiteouts_and_links_into_lower_layers_stay(tmp_path: Path) -> None:
+    run = [
+        File("data", None, 0o755),
+        File("data/x", b"first"),
+        File("data/x", b"second"),
+        File("bin/.wh.busybox"),
+        File("data/lower", link="bin/busybox"),  # a hard link to a file of the layer below
+    ]
+    store, manifest = normalised(tmp_path, podman_export(run=run))
+    written = {m.name: (m.type, m.linkname, m.size) for m in members(store, manifest, 1)}
+    assert written == {
+        "bin/.wh.busybox": (tarfile.REGTYPE, "", 0),
+        "data": (tarfile.DIRTYPE, "", 0),
+        "data/lower": (tarfile.LNKTYPE, "bin/busybox", 0),
+        "data/x": (tarfile.REGTYPE, "", 6),
+    }
+
+
+def test_a_zstd_layer_is_refused_with_its_digest(tmp_path: Path) -> None:
+    layers = [b"\x28\xb5\x2f\xfd" + b"\0" * 60]
+    store, manifest = imported(tmp_path, oci_archive(layers, config_json([tar_layer(BASE)])))
+    with pytest.raises(EngineError, match="zstd"):
+        normalise(store, manifest, EPOCH)
