@@ -9,7 +9,7 @@ With --engine podman5 both run against one podman 5.x node instead (bench/podman
 container): imgfront builds through the node's service, the baseline is the node's own podman CLI, and the
 figures go to bench/out/build-podman5.json.
 
-    .venv/bin/python bench/bench_build.py [--engine podman4|podman5] [--rounds 3] [--record]
+    .venv/bin/python bench/bench_build.py [--engine podman4|podman5] [--store-images N] [--rounds 3] [--record]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import record  # noqa: E402
+from bench.filler import fill_store  # noqa: E402
 from bench.podman5 import aarch64_handler, host_podman_version, podman5_node  # noqa: E402
 
 BUSYBOX = Path(os.environ.get("IMGFRONT_BUSYBOX_DIR", "/var/cache/imgfront/busybox"))
@@ -112,11 +113,15 @@ def commands(ctx: Path, cold: bool, podman_cli: tuple[str, ...] = ("podman",)) -
     return {"imgfront": imgfront, "podman": podman}
 
 
-def measure_podman4(rounds: int) -> dict[str, dict[str, list[float]]]:
-    """The rounds on the host's podman: one private store, imgfront keeping its own private service."""
+def measure_podman4(rounds: int, store_images: int = 0) -> dict[str, dict[str, list[float]]]:
+    """The rounds on the host's podman: one private store, imgfront keeping its own private service.
+
+    With `store_images`, the store first gets that many small images (bench/filler.py), untimed.
+    """
     with tempfile.TemporaryDirectory(prefix="imgfront-bench-") as tmp:
         work = Path(tmp)
         env, ctx = private_env(work), context(work)
+        fill_store(env, store_images)
         times: dict[str, dict[str, list[float]]] = {"cold": {}, "cached": {}, "cached, no kept service": {}}
         fresh = {**env, "IMGFRONT_SERVICE_LINGER": "0"}  # a run that finds no service: it starts its own
         try:
@@ -179,13 +184,21 @@ def main() -> None:
         default="podman4",
         help="podman4: the host's podman on a private store; podman5: a podman 5.x node in a container",
     )
+    parser.add_argument(
+        "--store-images",
+        type=int,
+        default=0,
+        help="podman4 only: fill the private store with this many small images first (a user's full store)",
+    )
     args = parser.parse_args()
+    if args.store_images and args.engine != "podman4":
+        parser.error("--store-images is for --engine podman4")
     node_version = ""
     if args.engine == "podman5":
         with tempfile.TemporaryDirectory(prefix="imgfront-bench-") as tmp:
             times, node_version = measure_podman5(Path(tmp), args.rounds)
     else:
-        times = measure_podman4(args.rounds)
+        times = measure_podman4(args.rounds, args.store_images)
     figures = {
         kind: {
             "imgfront_s": round(statistics.median(t["imgfront"]), 2),
@@ -202,11 +215,16 @@ def main() -> None:
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     name = "build.json" if args.engine == "podman4" else f"build-{args.engine}.json"
+    if args.store_images:
+        name = f"build-full-{args.store_images}.json"
     (out / name).write_text(json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n")
     on = "" if args.engine == "podman4" else f" on podman {node_version}"
+    on += " on a full store" if args.store_images else ""
+    store = f"{args.store_images} images besides the build" if args.store_images else "fresh"
     lines = [
         f"\n## Build{on}: imgfront vs podman build --platform {PLATFORMS} --manifest",
         f"{time.strftime('%Y-%m-%d')}; {machine}; reference workload `containerfiles/reference`; "
+        f"store: {store}; "
         f"median of {args.rounds} alternating rounds in one run.\n",
         "| run | imgfront (s) | podman (s) | ratio |",
         "| --- | --- | --- | --- |",
