@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imgfront.outputs.blobs import OCI_INDEX, BlobStore, Descriptor
+from imgfront.images.blobs import OCI_INDEX, BlobStore, Descriptor
 from imgfront.platforms import Platform
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}

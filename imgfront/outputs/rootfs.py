@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 from imgfront.errors import EngineError
-from imgfront.outputs.blobs import BlobStore, Descriptor
+from imgfront.images.blobs import BlobStore, Descriptor
 from imgfront.outputs.layout import image_blobs
 
 WHITEOUT = ".wh."
