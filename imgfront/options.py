@@ -253,6 +253,19 @@ def parse_secrets(items: list[str] | None) -> tuple[Secret, ...]:
     return tuple(secrets.values())
 
 
+def parse_epoch(value: str | None, name: str) -> int | None:
+    """A SOURCE_DATE_EPOCH: a whole, non-negative number of seconds since 1970."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit():
+        raise UsageError(
+            f"{name} must be a whole number of seconds since 1970, not {value[:40]!r}",
+            hint="e.g. $(git log -1 --format=%ct)",
+        )
+    return int(text)
+
+
 def refuse_ssh(items: list[str] | None) -> None:
     if items:
         raise UsageError(
@@ -1022,6 +1035,29 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         parse=_parse_cache_ttl,
         podman="cachettl",
         docker=None,
+    ),
+    # -- reproducible images (issue 15; docs/reproducible.md): these rows stay together --
+    Option(
+        ("--source-date-epoch",),
+        "source_date_epoch",
+        str | None,
+        "Reproducible mode: the same sources give the same digests, with times at most this (seconds since 1970).",
+        doc="reproducible mode: every platform's image is normalised for this SOURCE_DATE_EPOCH (seconds since "
+        "1970), so the same sources give the same digests on any engine; default: `SOURCE_DATE_EPOCH` from the "
+        "environment. See [reproducible.md](reproducible.md)",
+        doc_name="--source-date-epoch N",
+        metavar="N",
+        parse=lambda value: parse_epoch(value, "--source-date-epoch"),
+    ),
+    Option(
+        ("--reproducible",),
+        "reproducible",
+        bool,
+        "Reproducible mode, the epoch being the time of the context's latest git commit.",
+        default=False,
+        doc="reproducible mode with the epoch of the context's latest git commit (`git log -1 --format=%ct`); "
+        "the context must be a folder in a git work tree",
+        field=None,
     ),
     *SETTINGS_OPTIONS,
 )
