@@ -259,10 +259,7 @@ def parse_epoch(value: str | None, name: str) -> int | None:
         return None
     text = value.strip()
     if not text.isascii() or not text.isdigit():
-        raise UsageError(
-            f"{name} must be a whole number of seconds since 1970, not {value[:40]!r}",
-            hint="e.g. $(git log -1 --format=%ct)",
-        )
+        raise UsageError(f"{name} must be a whole number of seconds since 1970 (e.g. 1700000000), not {value[:40]!r}")
     return int(text)
 
 
