@@ -7,6 +7,7 @@ minute apart"; here they are a few seconds apart, which already puts every step'
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -169,3 +170,24 @@ def test_a_failed_reproducible_build_keeps_the_old_list_runnable(host_node, make
         ran = host_node.podman("run", "--rm", "--platform", platform, tag, "uname", "-m")
         assert ran.stdout.strip() == machine
     assert data["containerimage.digest"]
+
+
+def test_push_carries_the_normalised_digests(
+    host_node, registry, make_context, run_imgfront, emulation_ready, tmp_path
+):
+    context = make_context(APP, FILES)
+    authfile = registry.write_auth_file(tmp_path / "auth.json")
+    name = f"{registry.url}/repro/app:1"
+    push = ("--push", "--tls-verify=false", "--authfile", str(authfile))
+    data = build(
+        run_imgfront, host_node.env, context, tmp_path / "m.json", "--source-date-epoch", EPOCH, "-t", name, *push
+    )
+    status, _, body = registry.get("/v2/repro/app/manifests/1")
+    assert status == 200
+    index = json.loads(body)
+    pushed = {f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"] for m in index["manifests"]}
+    assert pushed == digests(data)
+    assert data["containerimage.digest"] == "sha256:" + hashlib.sha256(body).hexdigest()
+    for digest in pushed.values():
+        status, _, manifest = registry.get(f"/v2/repro/app/manifests/{digest}")
+        assert status == 200 and "sha256:" + hashlib.sha256(manifest).hexdigest() == digest
