@@ -1096,6 +1096,16 @@ def fit_engines(
     o = options
     if o.push is not None and not o.tags:
         raise UsageError("--push needs -t", hint="name the image in its registry, e.g. -t registry.example/app:1")
+    if (
+        o.push is not None
+        and o.push.mode == PushMode.HERE
+        and not local_holds_lists
+        and o.source_date_epoch is not None
+    ):
+        raise UsageError(
+            f"the local {local_driver} engine cannot hold the list a reproducible --push is made from",
+            hint="build with a local podman, or write the images to a file (--output type=oci-layout,dest=DIR)",
+        )
     if o.push is not None and o.push.mode == PushMode.HERE and not local_holds_lists:
         note(
             f"the local {local_driver} engine cannot hold a list: each node pushes its own image "

@@ -118,3 +118,14 @@ def test_packed_context_has_whole_second_mtimes_clamped_to_the_epoch(tmp_path: P
     plain = build_context.pack(context, context / "Containerfile", tmp_path)
     with tarfile.open(plain.tar) as archive:
         assert archive.getmember("new").mtime > 1_500_000_000
+
+
+def test_a_reproducible_push_with_a_local_docker_engine_is_refused(tmp_path: Path) -> None:
+    from imgfront.errors import UsageError
+    from imgfront.options import fit_engines
+
+    options = resolve(
+        {"context": str(tmp_path), "source_date_epoch": "1", "push": True, "tag": ["r.example/a:1"]}
+    ).options
+    with pytest.raises(UsageError, match="cannot hold the list a reproducible --push is made from"):
+        fit_engines(options, "docker", False, [], lambda _: None)
