@@ -337,10 +337,11 @@ class Build:
                 if lists.unchanged:
                     staged = None  # the list under -t is the one it was: never the build's to drop
                 if staged is not None and keep_staged:
+                    # podman's own push compresses the layers again: a reproducible push is retried by building again.
+                    retry = "run the build again" if normaliser else f"podman manifest push --all {staged.name} REF"
                     self.progress.note(
                         f"the new list is kept as {staged.name}; the names given with -t still name the old one "
-                        f"(retry: podman manifest push --all {staged.name} REF; drop it: podman manifest rm "
-                        f"{staged.name})"
+                        f"(retry: {retry}; drop it: podman manifest rm {staged.name})"
                     )
                 elif not o.keep_failed:
                     if staged is not None:

@@ -191,3 +191,24 @@ def test_push_carries_the_normalised_digests(
     for digest in pushed.values():
         status, _, manifest = registry.get(f"/v2/repro/app/manifests/{digest}")
         assert status == 200 and "sha256:" + hashlib.sha256(manifest).hexdigest() == digest
+
+
+def test_a_failed_reproducible_push_keeps_the_old_list_under_the_tag(
+    host_node, readonly_registry, make_context, run_imgfront, emulation_ready, tmp_path
+):
+    tag = f"{readonly_registry.url}/repro/keep:1"
+    context = make_context(APP, FILES)
+    build(run_imgfront, host_node.env, context, tmp_path / "ok.json", "--source-date-epoch", EPOCH, "-t", tag)
+    before = host_node.podman("manifest", "inspect", tag).stdout
+    (context / "data.txt").write_text("changed\n")
+    authfile = readonly_registry.write_auth_file(tmp_path / "auth.json")
+    push = ["--push", "--tls-verify=false", "--authfile", authfile]
+    failed = run_imgfront(
+        ["build", "--platform", BOTH, "--source-date-epoch", EPOCH, "-t", tag, *push, context], host_node.env
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert "the new list is kept as" in failed.stderr
+    assert host_node.podman("manifest", "inspect", tag).stdout == before
+    for platform, machine in MACHINES.items():
+        ran = host_node.podman("run", "--rm", "--platform", platform, tag, "uname", "-m")
+        assert ran.stdout.strip() == machine
