@@ -170,7 +170,8 @@ class Build:
 
     def _pack_named(self, workdir: Path) -> tuple[NamedContext, ...]:
         """Each --build-context folder packed once, for every node; images and URLs go as they are."""
-        return tuple(build_context.pack_named(source, workdir) for source in self.options.build_contexts)
+        epoch = self.options.source_date_epoch
+        return tuple(build_context.pack_named(source, workdir, epoch) for source in self.options.build_contexts)
 
     def _pack(self, workdir: Path) -> dict[Platform, PackedContext]:
         """Pack each distinct context once, however many platforms build from it."""

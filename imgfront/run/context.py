@@ -256,9 +256,10 @@ def parse_build_contexts(texts: list[str] | None) -> tuple[ContextSource, ...]:
 NAMED_CONTEXT_FOLDER = "context"
 
 
-def pack_named(source: ContextSource, workdir: Path) -> NamedContext:
+def pack_named(source: ContextSource, workdir: Path, epoch: int | None = None) -> NamedContext:
     """A folder context as a tar of its own: the files under `context/`, and a Containerfile that copies them
-    into an empty image, which each node builds first and the build then sees under the context's name."""
+    into an empty image, which each node builds first and the build then sees under the context's name.
+    With a SOURCE_DATE_EPOCH its mtimes are clamped as `pack`'s are."""
     if source.folder is None:
         return NamedContext(source.name, image=source.image, url=source.url)
     fd, name = tempfile.mkstemp(prefix=f"named-{source.name}-", suffix=".tar", dir=workdir)
@@ -269,6 +270,8 @@ def pack_named(source: ContextSource, workdir: Path) -> NamedContext:
         archive.addfile(info, io.BytesIO(containerfile))
         archive.add(source.folder, arcname=NAMED_CONTEXT_FOLDER)
     tar = Path(name)
+    if epoch is not None:
+        clamp_mtimes(tar, epoch)
     packed = PackedContext(tar=tar, containerfile=".imgfront.Containerfile", size=tar.stat().st_size)
     return NamedContext(source.name, folder=packed, token=uuid.uuid4().hex)
 

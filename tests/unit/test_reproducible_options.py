@@ -129,3 +129,15 @@ def test_a_reproducible_push_with_a_local_docker_engine_is_refused(tmp_path: Pat
     ).options
     with pytest.raises(UsageError, match="cannot hold the list a reproducible --push is made from"):
         fit_engines(options, "docker", False, [], lambda _: None)
+
+
+def test_a_named_context_folder_is_clamped_too(tmp_path: Path) -> None:
+    folder = tmp_path / "named"
+    folder.mkdir()
+    (folder / "f").write_text("x")
+    os.utime(folder / "f", (2_000_000_000.25, 2_000_000_000.25))
+    source = build_context.parse_build_contexts([f"extra={folder}"])[0]
+    named = build_context.pack_named(source, tmp_path, epoch=1_500_000_000)
+    assert named.folder is not None
+    with tarfile.open(named.folder.tar) as archive:
+        assert {m.mtime for m in archive.getmembers() if m.name.endswith("/f")} == {1_500_000_000}
