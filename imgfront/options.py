@@ -253,6 +253,16 @@ def parse_secrets(items: list[str] | None) -> tuple[Secret, ...]:
     return tuple(secrets.values())
 
 
+def parse_epoch(value: str | None, name: str) -> int | None:
+    """A SOURCE_DATE_EPOCH: a whole, non-negative number of seconds since 1970."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit():
+        raise UsageError(f"{name} must be a whole number of seconds since 1970 (e.g. 1700000000), not {value[:40]!r}")
+    return int(text)
+
+
 def refuse_ssh(items: list[str] | None) -> None:
     if items:
         raise UsageError(
@@ -1023,6 +1033,29 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         podman="cachettl",
         docker=None,
     ),
+    # -- reproducible images (issue 15; docs/reproducible.md): these rows stay together --
+    Option(
+        ("--source-date-epoch",),
+        "source_date_epoch",
+        str | None,
+        "Reproducible mode: the same sources give the same digests, with times at most this (seconds since 1970).",
+        doc="reproducible mode: every platform's image is normalised for this SOURCE_DATE_EPOCH (seconds since "
+        "1970), so the same sources give the same digests on any engine; default: `SOURCE_DATE_EPOCH` from the "
+        "environment. See [reproducible.md](reproducible.md)",
+        doc_name="--source-date-epoch N",
+        metavar="N",
+        parse=lambda value: parse_epoch(value, "--source-date-epoch"),
+    ),
+    Option(
+        ("--reproducible",),
+        "reproducible",
+        bool,
+        "Reproducible mode, the epoch being the time of the context's latest git commit.",
+        default=False,
+        doc="reproducible mode with the epoch of the context's latest git commit (`git log -1 --format=%ct`); "
+        "the context must be a folder in a git work tree",
+        field=None,
+    ),
     *SETTINGS_OPTIONS,
 )
 
@@ -1063,6 +1096,16 @@ def fit_engines(
     o = options
     if o.push is not None and not o.tags:
         raise UsageError("--push needs -t", hint="name the image in its registry, e.g. -t registry.example/app:1")
+    if (
+        o.push is not None
+        and o.push.mode == PushMode.HERE
+        and not local_holds_lists
+        and o.source_date_epoch is not None
+    ):
+        raise UsageError(
+            f"the local {local_driver} engine cannot hold the list a reproducible --push is made from",
+            hint="build with a local podman, or write the images to a file (--output type=oci-layout,dest=DIR)",
+        )
     if o.push is not None and o.push.mode == PushMode.HERE and not local_holds_lists:
         note(
             f"the local {local_driver} engine cannot hold a list: each node pushes its own image "

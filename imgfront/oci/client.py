@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +280,29 @@ class RegistryClient:
             raise RegistryError(
                 f"{self.host}/{repository}: could not mount {digest} from {source}: {_error_text(response)}"
             )
+
+    def upload_blob(self, repository: str, digest: str, path: Path) -> None:
+        """Put a blob into `repository` from a file, in one monolithic upload, unless it is there already."""
+        scope = f"repository:{repository}:pull,push"
+        if self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope).status_code == 200:
+            return
+        started = self.request("POST", f"/v2/{repository}/blobs/uploads/", scope)
+        location = started.headers.get("Location", "")
+        if started.status_code != 202 or not location:
+            raise RegistryError(f"{self.host}/{repository}: could not start an upload: {_error_text(started)}")
+        # Location may be absolute or a path; its query (the upload's state) stays, and the digest is added.
+        parts = urllib.parse.urlsplit(location)
+        query = urllib.parse.urlencode([*urllib.parse.parse_qsl(parts.query), ("digest", digest)])
+        with path.open("rb") as body:
+            done = self.request(
+                "PUT",
+                f"{parts.path}?{query}",
+                scope,
+                data=body,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(path.stat().st_size)},
+            )
+        if done.status_code != 201:
+            raise RegistryError(f"{self.host}/{repository}: uploading {digest} failed: {_error_text(done)}")
 
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """Store a manifest under a tag or its digest; return the digest the registry gives it."""

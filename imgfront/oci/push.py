@@ -2,6 +2,7 @@
 
 Three ways, one result shape (`Pushed` per name):
 - from here (`--push`): the local list and every instance go to each -t, by the engine's own manifest push;
+  in reproducible mode, the normalised images go from imgfront's own store instead (`push_store`);
 - from the nodes (`--push-from-nodes`): each node pushes its image into each -t's repository, and the
   index is written to the registry here from their digests, so no image travels through this host;
 - by digest (`--push-by-digest`): as from the nodes, but no index and no tag; a CI matrix merges later
@@ -19,6 +20,9 @@ from typing import Any
 
 from imgfront.engines.base import ImageBuilder
 from imgfront.errors import UsageError
+from imgfront.images.archive import image_blobs
+from imgfront.images.blobs import BlobStore, Descriptor
+from imgfront.images.normalise import canonical_json
 from imgfront.model import BuildReport, Credentials
 from imgfront.modes import PushMode
 from imgfront.oci.auth import find_credentials
@@ -86,6 +90,29 @@ def push_list(
         instances = _platform_digests(index.json().get("manifests", []))
         pushed.append(Pushed(name, index.digest, index.media_type, index.size, instances))
         note(f"pushed {name}: {index.digest}")
+    return pushed
+
+
+def push_store(
+    store: BlobStore, images: Sequence[Descriptor], names: Sequence[str], options: PushOptions
+) -> list[Pushed]:
+    """Push images from a BlobStore byte for byte (reproducible mode), and an index over them, to every name.
+
+    podman's own push compresses every layer again, which would give other digests than the normalised ones.
+    The index is imgfront's canonical JSON of the entries, so it too depends only on the images.
+    """
+    index = canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [i.to_json() for i in images]})
+    pushed = []
+    for name in names:
+        target = parse_reference(name)
+        with open_registry(target, options.tls_verify, options.authfile) as registry:
+            for image in images:
+                for digest in image_blobs(store, image)[1:]:
+                    registry.upload_blob(target.path, digest, store.path(digest))
+                registry.put_manifest(target.path, image.digest, store.read(image.digest), image.media_type)
+            digest = registry.put_manifest(target.path, target.tag, index, OCI_INDEX)
+        instances = {i.platform: i.digest for i in images if i.platform is not None}
+        pushed.append(Pushed(name, digest, OCI_INDEX, len(index), instances))
     return pushed
 
 

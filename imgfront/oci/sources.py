@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from imgfront.errors import EngineError, UsageError
+from imgfront.images.blobs import CHUNK, OCI_MANIFEST, BlobStore
 from imgfront.oci.diff import DiffError, Node
 from imgfront.oci.index import serialisations
 from imgfront.oci.references import parse_reference
-from imgfront.outputs.blobs import CHUNK, OCI_MANIFEST, BlobStore
 
 if TYPE_CHECKING:
     from imgfront.engines.podman import PodmanBuilder

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imgfront.outputs.blobs import OCI_INDEX, BlobStore, Descriptor
+from imgfront.images.archive import image_blobs
+from imgfront.images.blobs import OCI_INDEX, BlobStore, Descriptor
 from imgfront.platforms import Platform
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
@@ -19,12 +20,6 @@ LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 
 def _dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
-
-
-def image_blobs(store: BlobStore, manifest: Descriptor) -> list[str]:
-    """The manifest, its config and its layers: what an image needs from the store."""
-    data = store.json(manifest.digest)
-    return [manifest.digest, data["config"]["digest"], *(layer["digest"] for layer in data.get("layers", []))]
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

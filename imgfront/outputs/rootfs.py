@@ -9,8 +9,8 @@ import tarfile
 from pathlib import Path
 
 from imgfront.errors import EngineError
-from imgfront.outputs.blobs import BlobStore, Descriptor
-from imgfront.outputs.layout import image_blobs
+from imgfront.images.archive import image_blobs
+from imgfront.images.blobs import BlobStore, Descriptor
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"

@@ -16,7 +16,7 @@ from imgfront.errors import UsageError
 from imgfront.platforms import Platform
 
 if TYPE_CHECKING:
-    from imgfront.outputs.blobs import BlobStore, Descriptor
+    from imgfront.images.blobs import BlobStore, Descriptor
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from imgfront.errors import EngineError
+from imgfront.images.blobs import BlobStore
 from imgfront.model import BuildReport
-from imgfront.outputs.blobs import BlobStore
 from imgfront.outputs.types import OutputSpec, Staged
 
 Export = Callable[[BuildReport], Iterator[bytes]]

@@ -31,14 +31,15 @@ from imgfront.errors import (
     UsageError,
     signal_of,
 )
+from imgfront.images.blobs import BlobStore
 from imgfront.model import Credentials, Preference, Secret
 from imgfront.modes import PullPolicy, PushMode
 from imgfront.oci.cache import args_inside_stages, cache_credentials, platform_repository
-from imgfront.oci.push import Pushed, PushOptions, push_from_nodes, push_list
+from imgfront.oci.push import Pushed, PushOptions, push_from_nodes, push_list, push_store
 from imgfront.options import fit_engines
 from imgfront.outputs import OutputSpec, wants_image
 from imgfront.outputs.types import same_file
-from imgfront.outputs.write import write_outputs
+from imgfront.outputs.write import Export, write_outputs
 from imgfront.platforms import Platform
 from imgfront.run import context as build_context
 from imgfront.run.context import ContextSource
@@ -46,6 +47,7 @@ from imgfront.run.lists import LocalListBuilder
 from imgfront.run.metadata import metadata, write_metadata
 from imgfront.run.plan import Assignment, Plan, UnbuildablePlatforms, make_plan
 from imgfront.run.progress import Progress
+from imgfront.run.reproducible import Normaliser, descriptors
 from imgfront.run.scheduler import Outcome, run_plan
 from imgfront.util import rundir, signals
 from imgfront.util.files import write_atomically
@@ -84,6 +86,8 @@ class BuildOptions:
     # The settings rows given (options.py's SETTING rows: --network, --ulimit, --squash...), by dest, as parsed;
     # every node's engine gets them as they are.
     settings: Mapping[str, object] = field(default_factory=dict)
+    # Reproducible mode (--source-date-epoch, SOURCE_DATE_EPOCH, --reproducible): every image normalised for it.
+    source_date_epoch: int | None = None
 
     @property
     def keeps_list(self) -> bool:
@@ -166,7 +170,8 @@ class Build:
 
     def _pack_named(self, workdir: Path) -> tuple[NamedContext, ...]:
         """Each --build-context folder packed once, for every node; images and URLs go as they are."""
-        return tuple(build_context.pack_named(source, workdir) for source in self.options.build_contexts)
+        epoch = self.options.source_date_epoch
+        return tuple(build_context.pack_named(source, workdir, epoch) for source in self.options.build_contexts)
 
     def _pack(self, workdir: Path) -> dict[Platform, PackedContext]:
         """Pack each distinct context once, however many platforms build from it."""
@@ -177,7 +182,7 @@ class Build:
             containerfile = build_context.find_containerfile(context, file)
             if (context, containerfile) not in packed:
                 packed[context, containerfile] = build_context.pack(
-                    context, containerfile, workdir, self.options.ignorefile
+                    context, containerfile, workdir, self.options.ignorefile, self.options.source_date_epoch
                 )
             by_platform[platform] = packed[context, containerfile]
         return by_platform
@@ -278,7 +283,24 @@ class Build:
             ) from None
 
     def _finish(self, plan: Plan, built: tuple[BuildReport, ...], outcomes: Sequence[Outcome]) -> BuildResult:
-        """Bring home and stage the list, write files, push, write the id and metadata files, then name the list."""
+        """Normalise, bring home and stage the list, write files, push, write the id and metadata files, then name
+        the list."""
+        if self.options.source_date_epoch is None:
+            return self._finish_with(plan, built, outcomes, None)
+        with tempfile.TemporaryDirectory(prefix="normalised-", dir=rundir.current().path) as folder:
+            store = BlobStore(Path(folder))
+            normaliser = Normaliser(
+                store, self.options.source_date_epoch, self.local, self.builders, self.progress.note
+            )
+            return self._finish_with(plan, built, outcomes, normaliser)
+
+    def _finish_with(
+        self,
+        plan: Plan,
+        built: tuple[BuildReport, ...],
+        outcomes: Sequence[Outcome],
+        normaliser: Normaliser | None,
+    ) -> BuildResult:
         o = self.options
         home = o.keeps_list
         lists = LocalListBuilder(self.local, self.builders, self.progress.note)
@@ -286,23 +308,26 @@ class Build:
         keep_staged = False
         try:
             reports = built
+            if normaliser is not None:
+                # Before the list: it is made of the normalised images, which are loaded here directly.
+                reports = normaliser.run(built, load=home)
             if home:
                 with signals.deferred():
-                    staged, reports = self._merge(lists, built)
-            # Images at home are exported from local storage; without type=image, from the node that built them.
-            write_outputs(
-                o.outputs, reports, lambda r: self._node_of(r, home).export_image(r.image_id, oci=True), o.tags
-            )
+                    staged, reports = self._merge(lists, reports, at_home=normaliser is not None)
+            write_outputs(o.outputs, reports, self._exporter(normaliser, home), o.tags)
             pushed: list[Pushed] = []
             if o.push is not None and o.push.mode == PushMode.HERE:
                 assert staged is not None
                 keep_staged = True  # a failed push keeps the new list, under its own name, for a retry
-                pushed = push_list(self.local, staged.name, o.tags, o.push, self.progress.note)
+                if normaliser is not None:
+                    pushed = push_store(normaliser.store, descriptors(normaliser, reports), o.tags, o.push)
+                else:
+                    pushed = push_list(self.local, staged.name, o.tags, o.push, self.progress.note)
                 keep_staged = False
             elif o.push is not None:
                 pushed = push_from_nodes(self.builders, built, o.tags, o.push, self.progress.note)
             outputs = [s.to_json() for s in o.outputs or ((OutputSpec("image"),) if home else ())]
-            data = metadata(o.tags, reports, staged, outputs, pushed)
+            data = metadata(o.tags, reports, staged, outputs, pushed, o.source_date_epoch)
             self._write_files(reports, staged, data)
             image_list = None
             if staged is not None:
@@ -313,16 +338,19 @@ class Build:
                 if lists.unchanged:
                     staged = None  # the list under -t is the one it was: never the build's to drop
                 if staged is not None and keep_staged:
+                    # podman's own push compresses the layers again: a reproducible push is retried by building again.
+                    retry = "run the build again" if normaliser else f"podman manifest push --all {staged.name} REF"
                     self.progress.note(
                         f"the new list is kept as {staged.name}; the names given with -t still name the old one "
-                        f"(retry: podman manifest push --all {staged.name} REF; drop it: podman manifest rm "
-                        f"{staged.name})"
+                        f"(retry: {retry}; drop it: podman manifest rm {staged.name})"
                     )
                 elif not o.keep_failed:
                     if staged is not None:
                         with contextlib.suppress(ImgfrontError):
                             self.local.drop_list(staged)
                     self._remove_everything(outcomes, lists)
+                    if normaliser is not None:
+                        normaliser.remove_imported()
             raise
         if o.cleanup:
             for report in built:
@@ -331,6 +359,13 @@ class Build:
                         self.builders[report.node].remove_image(report.image_id, force=True)
         self.progress.summary(reports)
         return BuildResult(plan, reports, image_list, data)
+
+    def _exporter(self, normaliser: Normaliser | None, home: bool) -> Export:
+        """Where file outputs read each image: the normalised store (local storage would compress the layers
+        again), else local storage for images at home, else the node that built it."""
+        if normaliser is not None:
+            return normaliser.archive
+        return lambda r: self._node_of(r, home).export_image(r.image_id, oci=True)
 
     def _node_of(self, report: BuildReport, home: bool) -> ImageBuilder:
         return self.local if home else self.builders[report.node]
@@ -359,12 +394,15 @@ class Build:
                 self.local.remove_image(image_id, force=False)
 
     def _merge(
-        self, lists: LocalListBuilder, reports: tuple[BuildReport, ...]
+        self, lists: LocalListBuilder, reports: tuple[BuildReport, ...], at_home: bool = False
     ) -> tuple[ListInfo | None, tuple[BuildReport, ...]]:
-        """Bring the images home and stage the list; the reports then name the images as they are here."""
-        # Each node sends its own images at once; the local engine loads them side by side.
-        with ThreadPoolExecutor(max_workers=max(1, len(reports))) as pool:
-            home = tuple(pool.map(lists.bring_home, reports))
+        """Bring the images home (unless they are `at_home` already) and stage the list; the reports then name
+        the images as they are here."""
+        home = reports
+        if not at_home:
+            # Each node sends its own images at once; the local engine loads them side by side.
+            with ThreadPoolExecutor(max_workers=max(1, len(reports))) as pool:
+                home = tuple(pool.map(lists.bring_home, reports))
         if not self.options.tags:
             self.progress.note("no -t given: the images are left untagged and no list is made")
             return None, home

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -255,9 +256,10 @@ def parse_build_contexts(texts: list[str] | None) -> tuple[ContextSource, ...]:
 NAMED_CONTEXT_FOLDER = "context"
 
 
-def pack_named(source: ContextSource, workdir: Path) -> NamedContext:
+def pack_named(source: ContextSource, workdir: Path, epoch: int | None = None) -> NamedContext:
     """A folder context as a tar of its own: the files under `context/`, and a Containerfile that copies them
-    into an empty image, which each node builds first and the build then sees under the context's name."""
+    into an empty image, which each node builds first and the build then sees under the context's name.
+    With a SOURCE_DATE_EPOCH its mtimes are clamped as `pack`'s are."""
     if source.folder is None:
         return NamedContext(source.name, image=source.image, url=source.url)
     fd, name = tempfile.mkstemp(prefix=f"named-{source.name}-", suffix=".tar", dir=workdir)
@@ -268,6 +270,8 @@ def pack_named(source: ContextSource, workdir: Path) -> NamedContext:
         archive.addfile(info, io.BytesIO(containerfile))
         archive.add(source.folder, arcname=NAMED_CONTEXT_FOLDER)
     tar = Path(name)
+    if epoch is not None:
+        clamp_mtimes(tar, epoch)
     packed = PackedContext(tar=tar, containerfile=".imgfront.Containerfile", size=tar.stat().st_size)
     return NamedContext(source.name, folder=packed, token=uuid.uuid4().hex)
 
@@ -283,8 +287,17 @@ def find_containerfile(context: Path, file: Path | None) -> Path:
     raise UsageError(f"no Containerfile or Dockerfile in {context}", hint="name one with -f/--file")
 
 
-def pack(context: Path, containerfile: Path, workdir: Path, ignorefile: Path | None = None) -> PackedContext:
-    """Tar the context once; a Containerfile outside it is added under a name of its own."""
+def pack(
+    context: Path,
+    containerfile: Path,
+    workdir: Path,
+    ignorefile: Path | None = None,
+    epoch: int | None = None,
+) -> PackedContext:
+    """Tar the context once; a Containerfile outside it is added under a name of its own.
+
+    With a SOURCE_DATE_EPOCH, every mtime is whole seconds and at most the epoch (see `clamp_mtimes`).
+    """
     if not context.is_dir():
         raise UsageError(f"build context {context} is not a directory")
     excludes = ignore_patterns(context, ignorefile)
@@ -299,4 +312,60 @@ def pack(context: Path, containerfile: Path, workdir: Path, ignorefile: Path | N
         # docker's matcher implements .dockerignore fully (!, **), which podman-py's does not.
         docker_tar(os.fspath(context), exclude=excludes, dockerfile=extra, fileobj=out)
     tar = Path(name)
+    if epoch is not None:
+        clamp_mtimes(tar, epoch)
     return PackedContext(tar=tar, containerfile=inside, size=tar.stat().st_size)
+
+
+def clamp_mtimes(tar: Path, epoch: int) -> None:
+    """Rewrite the tar in place with every mtime `min(whole seconds, epoch)`.
+
+    buildah rounds a sub-second mtime to the nearest second and Docker truncates it, so a context that
+    carries fractions gives layers that differ by engine (docs/reproducible.md).
+    """
+    fd, name = tempfile.mkstemp(prefix=".clamped-", suffix=".tar", dir=tar.parent)
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            tarfile.open(tar, "r:") as source,
+            tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as target,
+        ):
+            for member in source:
+                member.mtime = min(int(member.mtime), epoch)
+                member.pax_headers = {k: v for k, v in member.pax_headers.items() if k != "mtime"}
+                target.addfile(member, source.extractfile(member) if member.isreg() else None)
+        os.replace(name, tar)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
+
+
+def is_remote(text: str) -> bool:
+    """Whether a context argument is a URL (git or http) rather than a folder here."""
+    return bool(_REMOTE.match(text))
+
+
+def commit_epoch(text: str) -> int:
+    """--reproducible's epoch: the time of the latest commit of the git work tree the context folder is in."""
+    if text == "-" or is_remote(text):
+        raise UsageError(
+            f"--reproducible takes its time from the context's git history, and {text} is not a folder here",
+            hint="give --source-date-epoch N (or SOURCE_DATE_EPOCH) instead",
+        )
+    folder = context_folder(text)
+    try:
+        done = subprocess.run(
+            ["git", "-C", os.fspath(folder), "log", "-1", "--format=%ct"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except FileNotFoundError:
+        raise UsageError("--reproducible needs git", hint="install git, or give --source-date-epoch N") from None
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        raise UsageError(
+            f"--reproducible: the context {text} is not in a git work tree with a commit",
+            hint="commit it, or give --source-date-epoch N (or SOURCE_DATE_EPOCH) instead",
+        )
+    return int(done.stdout.strip())

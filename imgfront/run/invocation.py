@@ -6,6 +6,7 @@ Above the build in the layers: it makes the BuildOptions, loads a pipeline, and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from imgfront.errors import UsageError
 from imgfront.modes import ProgressMode, PushMode
-from imgfront.options import BUILD_OPTIONS, OPTIONS_BY_DEST
+from imgfront.options import BUILD_OPTIONS, OPTIONS_BY_DEST, parse_epoch
 from imgfront.run.build import BuildOptions
 
 if TYPE_CHECKING:
@@ -93,6 +94,13 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         pushing = PushOptions(mode, parsed["tls_verify"], values["authfile"])
         if pipeline is not None and mode != PushMode.HERE:
             raise UsageError("-p builds on the local engine: push a pipeline with --push alone")
+    epoch = _epoch(parsed["source_date_epoch"], values["reproducible"], context, pipeline is not None)
+    if epoch is not None and pushing is not None and pushing.mode != PushMode.HERE:
+        name = "--push-by-digest" if pushing.mode == PushMode.DIGEST else "--push-from-nodes"
+        raise UsageError(
+            f"{name} cannot push reproducible images: each node would push its own engine's, not the normalised ones",
+            hint="push from here (--push alone): imgfront pushes the normalised images itself",
+        )
     caching = bool(parsed["cache_from"] or parsed["cache_to"])
     if not (pushing or caching) and (values["tls_verify"] is not None or values["authfile"] is not None):
         raise UsageError("--tls-verify and --authfile are for --push, --cache-from and --cache-to")
@@ -113,6 +121,7 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
         cache_tls_verify=parsed["tls_verify"] if caching else None,
         cache_authfile=values["authfile"] if caching else None,
         settings=settings,
+        source_date_epoch=epoch,
     )
     if pipeline is not None and (values["node"] or values["farm"] or not values["local_node"]):
         raise UsageError("-p builds on the local engine; --node, --farm and --no-local are for Containerfiles")
@@ -133,7 +142,25 @@ def resolve(given: Mapping[str, Any]) -> Invocation:
     )
 
 
-_RESOLVED_HERE = frozenset({"context", "platforms", "tags", "outputs", "push"})  # fields resolve() fills itself
+# fields resolve() fills itself
+_RESOLVED_HERE = frozenset({"context", "platforms", "tags", "outputs", "push", "source_date_epoch"})
+
+
+def _epoch(given: int | None, reproducible: bool, context: str | None, pipeline: bool) -> int | None:
+    """Reproducible mode's epoch: --source-date-epoch, else --reproducible's commit time, else SOURCE_DATE_EPOCH."""
+    if given is not None and reproducible:
+        raise UsageError("--source-date-epoch and --reproducible both give the epoch", hint="give one of them")
+    if given is not None:
+        return given
+    if reproducible:
+        if pipeline:
+            raise UsageError("--reproducible needs a context folder; with -p give --source-date-epoch N")
+        from imgfront.run.context import commit_epoch
+
+        return commit_epoch(context if context is not None else ".")
+    return parse_epoch(
+        os.environ.get("SOURCE_DATE_EPOCH") or None, "SOURCE_DATE_EPOCH"
+    )  # fields resolve() fills itself
 
 
 def _check_settings(settings: Mapping[str, Any]) -> None:

@@ -20,12 +20,14 @@ def metadata(
     image_list: ListInfo | None,
     outputs: Sequence[Mapping[str, str | None]] | None = None,
     pushed: Sequence[Pushed] = (),
+    source_date_epoch: int | None = None,
 ) -> dict[str, Any]:
     """`containerimage.*` and `image.name` as buildx writes them; `imgfront.builds` one entry per platform.
 
     `imgfront.outputs` lists what was written, each as `{type, dest}`; None means the default, type=image.
     After a push, `containerimage.*` describe the index in the (first) registry, each build gets its
     `pushed_digest` there, and `imgfront.push` lists every name pushed with its digests.
+    `imgfront.source_date_epoch` is reproducible mode's epoch, null when the build was not reproducible.
     """
     data: dict[str, Any] = {"image.name": ",".join(names)}
     first = pushed[0] if pushed else None
@@ -51,6 +53,7 @@ def metadata(
             build["pushed_digest"] = first.instances.get(report.platform)
         data["imgfront.push"] = [p.to_json() for p in pushed]
     data["imgfront.outputs"] = [dict(o) for o in outputs] if outputs is not None else [{"type": "image", "dest": None}]
+    data["imgfront.source_date_epoch"] = source_date_epoch
     return data
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from imgfront.errors import EngineError, UsageError
-from imgfront.outputs.blobs import OCI_MANIFEST, BlobStore, Descriptor
-from imgfront.outputs.normalise import OCI_LAYER_GZIP, normalise
+from imgfront.images.blobs import OCI_MANIFEST, BlobStore, Descriptor
+from imgfront.images.normalise import OCI_LAYER_GZIP, normalise
 
 EPOCH = 1_700_000_000
 LATER = EPOCH + 86_400  # the time of a build: after the sources' last commit

@@ -14,9 +14,9 @@ import pytest
 
 from imgfront.cli.main import main
 from imgfront.errors import EngineError, UsageError
+from imgfront.images.blobs import OCI_INDEX, OCI_MANIFEST
 from imgfront.model import BuildReport
 from imgfront.outputs import OutputSpec, parse_outputs, wants_image
-from imgfront.outputs.blobs import OCI_INDEX, OCI_MANIFEST
 from imgfront.outputs.rootfs import apply_layer
 from imgfront.outputs.write import write_outputs
 from imgfront.platforms import Platform

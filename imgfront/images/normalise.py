@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from imgfront.errors import EngineError, UsageError
-from imgfront.outputs.blobs import CHUNK, OCI_CONFIG, OCI_MANIFEST, BlobStore, Descriptor
+from imgfront.images.blobs import CHUNK, OCI_CONFIG, OCI_MANIFEST, BlobStore, Descriptor
 
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 # zlib's default: as small as 9 within a few percent, at about twice its speed.
