@@ -114,7 +114,7 @@ BENCH_ARGS = --rounds $(BENCH_ROUNDS) --record
 
 bench: setup podman-node
 	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
-	$(BIN)/python bench/bench_build.py --store-images 3000 $(BENCH_ARGS)
+	$(BIN)/python bench/bench_build.py --store-images 1000 $(BENCH_ARGS)
 	$(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_push.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_cache.py $(BENCH_ARGS)
