@@ -7,7 +7,8 @@
 #   make podman-node the cached root file system of that second podman (scripts/podman-node-rootfs.sh)
 #   make test-fast   unit tests only (-m 'not slow'); needs just the venv
 #   make lint        ruff check, ruff format --check, mypy, lint-imports (the layers contract in pyproject.toml)
-#   make bench       every figure (build, pipeline, push, cache, transfer, startup); appends to bench/RESULTS.md
+#   make bench       every figure (build on a fresh and a full store, pipeline, reproducible, push, cache, transfer,
+#                    startup; build and transfer on podman 5 too); appends to bench/RESULTS.md
 #   make debian-base the Debian bookworm base list for amd64 and arm64 (examples/hello-static)
 #   make image       the imgfront container image for amd64 and arm64 (docs/container-image.md)
 #
@@ -116,6 +117,7 @@ bench: setup podman-node
 	$(BIN)/python bench/bench_build.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_build.py --store-images 1000 $(BENCH_ARGS)
 	$(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_reproducible.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_push.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_cache.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_transfer.py --format oci-archive $(BENCH_ARGS)
