@@ -113,6 +113,17 @@ def commands(ctx: Path, cold: bool, podman_cli: tuple[str, ...] = ("podman",)) -
     return {"imgfront": imgfront, "podman": podman}
 
 
+# The limit of this machine for a cold build: its slowest platform (arm64, emulated) built alone. The row pairs
+# imgfront's cold two-platform build with it (goal: at most 1.05).
+SLOWEST = "linux/arm64"
+SLOWEST_ROW = f"cold, against podman's {SLOWEST} alone"
+
+
+def slowest_alone(ctx: Path, podman_cli: tuple[str, ...] = ("podman",)) -> list[str]:
+    """podman's cold build of the slowest platform alone, untagged."""
+    return [*podman_cli, "build", "--platform", SLOWEST, "--no-cache", "-q", str(ctx)]
+
+
 def measure_podman4(rounds: int, store_images: int = 0) -> dict[str, dict[str, list[float]]]:
     """The rounds on the host's podman: one private store, imgfront keeping its own private service.
 
@@ -124,6 +135,7 @@ def measure_podman4(rounds: int, store_images: int = 0) -> dict[str, dict[str, l
         fill_store(env, store_images)
         times: dict[str, dict[str, list[float]]] = {"cold": {}, "cached": {}, "cached, no kept service": {}}
         fresh = {**env, "IMGFRONT_SERVICE_LINGER": "0"}  # a run that finds no service: it starts its own
+        alone: list[float] = []
         try:
             for round_ in range(rounds):
                 for kind in times:
@@ -139,9 +151,11 @@ def measure_podman4(rounds: int, store_images: int = 0) -> dict[str, dict[str, l
                             times[kind].setdefault(tool, []).append(timed(cmds[tool], fresh))
                         else:
                             times[kind].setdefault(tool, []).append(timed(cmds[tool], env))
+                alone.append(timed(slowest_alone(ctx), env))
         finally:
             stop_kept_service(env)
             subprocess.run(["podman", "system", "reset", "--force"], env=env, capture_output=True)
+    times[SLOWEST_ROW] = {"imgfront": times["cold"]["imgfront"], "podman": alone}
     return times
 
 
@@ -157,6 +171,7 @@ def measure_podman5(work: Path, rounds: int) -> tuple[dict[str, dict[str, list[f
     shared.mkdir()
     ctx = context(shared)
     times: dict[str, dict[str, list[float]]] = {"cold": {}, "cached": {}}
+    alone: list[float] = []
     with podman5_node(work, mounts=[shared]) as node:
         drop = ("PYTHONDONTWRITEBYTECODE",)
         imgfront_env = {k: v for k, v in node.env.items() if k not in drop}
@@ -170,7 +185,9 @@ def measure_podman5(work: Path, rounds: int) -> tuple[dict[str, dict[str, list[f
                     )
                     env = imgfront_env if tool == "imgfront" else node.cli_env
                     times[kind].setdefault(tool, []).append(timed(cmds[tool], env))
+            alone.append(timed(slowest_alone(ctx, node.cli), node.cli_env))
         version = node.version
+    times[SLOWEST_ROW] = {"imgfront": times["cold"]["imgfront"], "podman": alone}
     return times, version
 
 
