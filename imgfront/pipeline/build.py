@@ -252,11 +252,13 @@ class PipelineBuild:
     def _current(self, resolved: Mapping[Platform, ResolvedPipeline]) -> tuple[ListInfo, list[BuildReport]] | None:
         """The list and its instances when every tag already names this pipeline's outputs, else None.
 
-        --no-cache asks for a fresh build, and annotations cannot be read back from an image: both build.
+        --no-cache asks for a fresh build, and annotations cannot be read back from an image: both build. So does
+        reproducible mode: the list under the tags may hold images built without that epoch, and its push must
+        send the normalised bytes, not podman's (a cached build and normalising give the same digests again).
         Only single images are inspected (by repo@digest): podman 4.3 cannot list images.
         """
         o = self.options
-        if not o.tags or o.no_cache or o.annotations:
+        if not o.tags or o.no_cache or o.annotations or o.source_date_epoch is not None:
             return None
         wanted = {p: r.output_id for p, r in resolved.items()}
         reports: list[BuildReport] | None = None

@@ -300,6 +300,29 @@ def test_unchanged_pipeline_is_up_to_date_without_starting_a_build(
     assert [m["platform"]["architecture"] for m in listed["manifests"]] == ["amd64"]
 
 
+def test_a_reproducible_pipeline_gives_the_same_digests_after_a_build_without_its_epoch(
+    podman_node, busybox_base, run_imgfront, env, tmp_path
+):
+    """The list a build without the epoch left under the tag is not taken as up to date for a reproducible one."""
+    pipeline = write_pipeline(tmp_path / "repro", UNCHANGED.format(marker="repro").replace("pl-unchanged", "pl-repro"))
+
+    def digests(*args: str) -> dict[str, str]:
+        meta = tmp_path / "meta.json"
+        build(run_imgfront, env, pipeline, "--metadata-file", meta, *args)
+        return {b["platform"]: b["digest"] for b in json.loads(meta.read_text())["imgfront.builds"]}
+
+    plain = digests()
+    first = digests("--source-date-epoch", "1700000000")
+    again = digests("--source-date-epoch", "1700000000", "--no-cache")
+    assert sorted(first) == list(PLATFORMS)
+    assert first != plain  # built and normalised, not the plain list the tag held
+    assert again == first
+    for platform in PLATFORMS:
+        assert shell(podman_node, "localhost/pl-repro:latest", platform, "cat /marker; uname -m") == (
+            f"repro\n{UNAME[platform]}\n"
+        )
+
+
 def test_pipeline_push_and_an_up_to_date_pipeline_pushes_what_it_has(
     podman_node, busybox_base, registry, run_imgfront, env, tmp_path
 ):
