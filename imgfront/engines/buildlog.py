@@ -67,12 +67,17 @@ class PodmanLog(BuildLog):
         super().__init__(events, automatic_args)
         self.image_id: str | None = None
         self.cached: set[str] = set()  # images the log says came from the cache: not this build's
+        # buildah logs COMMIT before it commits the last stage's image. A last stage of FROM alone commits
+        # nothing: its image is the base's, which a build must never take for its own.
+        self.committed = False
 
     def take(self, line: str) -> bool:
         text = line.strip()
         if self._image_id.match(text):
             self.image_id = text
             return False
+        if text == "COMMIT" or text.startswith("COMMIT "):
+            self.committed = True
         hit = self._cache_hit.match(text)
         if hit:
             self.cached.add(hit[1])

@@ -455,7 +455,9 @@ class PodmanBuilder(ImageBuilder):
                 response.close()
         image_id = log.image_id
         info = self.inspect_image(image_id) if image_id else None
-        made = image_id is not None and image_id not in log.cached and made_since(info, started)
+        # made_since alone cannot tell: the node's clock is read to the second, and a base built the second
+        # before counts as new (a failed run then removed a base list's instance a stage only names).
+        made = image_id is not None and log.committed and image_id not in log.cached and made_since(info, started)
         if cancel.cancelled:
             if image_id and made:
                 with contextlib.suppress(EngineError):

@@ -40,3 +40,16 @@ def test_the_tail_is_the_last_lines_only() -> None:
     log.feed("".join(f"line {n}\n" for n in range(100)))
     assert list(log.tail)[-1] == "line 99"
     assert len(log.tail) < 100
+
+
+def test_podman_log_knows_whether_the_last_stage_was_committed() -> None:
+    for lines, committed in (
+        (["STEP 1/2: FROM base", "STEP 2/2: RUN true", "COMMIT", "--> 1234"], True),
+        (["STEP 1/1: FROM base", "COMMIT localhost/app:1"], True),
+        (["STEP 1/1: FROM stage-amd64"], False),  # a last stage of FROM alone: the base's image, not made
+        (["RUN echo COMMIT"], False),
+    ):
+        log = PodmanLog(Recorder())
+        for line in lines:
+            log.take(line + "\n")
+        assert log.committed is committed, lines
