@@ -9,8 +9,8 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,12 +31,29 @@ class Descriptor:
     digest: str
     size: int
     platform: Platform | None = None
+    artifact_type: str | None = None  # an OCI 1.1 artifact's type, as referrers lists carry it
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False)  # not hashed: a dict cannot be
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.platform is not None:
             data["platform"] = self.platform.to_oci()
+        if self.artifact_type is not None:
+            data["artifactType"] = self.artifact_type
+        if self.annotations:
+            data["annotations"] = dict(self.annotations)
         return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
+        """A descriptor as an index or referrers list holds it; a platform is not read back."""
+        return cls(
+            str(data["mediaType"]),
+            str(data["digest"]),
+            int(data["size"]),
+            artifact_type=data.get("artifactType"),
+            annotations=dict(data.get("annotations") or {}),
+        )
 
 
 class _ChunkReader(io.RawIOBase):

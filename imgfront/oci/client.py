@@ -63,6 +63,12 @@ class Manifest:
         return data
 
 
+@dataclass(frozen=True)
+class PutManifest:
+    digest: str  # as the registry names it
+    subject: str | None  # the OCI-Subject header: the registry indexed the manifest's subject itself
+
+
 def insecure_registries(paths: tuple[Path, Path] = REGISTRIES_CONF) -> list[str]:
     """Locations registries.conf marks `insecure = true` (version 2 format), as podman honours them."""
     conf, folder = paths
@@ -234,10 +240,22 @@ class RegistryClient:
 
     def manifest(self, repository: str, reference: str, *, push: bool = False) -> Manifest:
         """A manifest or index by tag or digest, checked against its digest when asked by digest."""
+        found = self._manifest(repository, reference, push)
+        if isinstance(found, Manifest):
+            return found
+        raise RegistryError(f"{self.host}/{repository}: {reference} not found ({_error_text(found)})")
+
+    def find_manifest(self, repository: str, reference: str, *, push: bool = False) -> Manifest | None:
+        """A manifest or index as `manifest` reads it, or None when the registry has nothing under that name."""
+        found = self._manifest(repository, reference, push)
+        return found if isinstance(found, Manifest) else None
+
+    def _manifest(self, repository: str, reference: str, push: bool) -> Manifest | requests.Response:
+        """The manifest, or the registry's 404 answer."""
         scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}", scope, headers={"Accept": ACCEPT})
         if response.status_code == 404:
-            raise RegistryError(f"{self.host}/{repository}: {reference} not found ({_error_text(response)})")
+            return response
         if response.status_code == 403:
             raise RegistryError(f"{self.host}/{repository}: reading refused ({_error_text(response)})")
         if response.status_code != 200:
@@ -304,8 +322,49 @@ class RegistryClient:
         if done.status_code != 201:
             raise RegistryError(f"{self.host}/{repository}: uploading {digest} failed: {_error_text(done)}")
 
+    def blob_exists(self, repository: str, digest: str) -> bool:
+        scope = f"repository:{repository}:pull"
+        return self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope).status_code == 200
+
+    def read_blob(self, repository: str, digest: str) -> bytes:
+        """A small blob whole, checked against its digest."""
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", f"repository:{repository}:pull")
+        if response.status_code != 200:
+            raise RegistryError(f"{self.host}/{repository}: blob {digest}: {_error_text(response)}")
+        if digest != "sha256:" + hashlib.sha256(response.content).hexdigest():
+            raise RegistryError(f"{self.host}/{repository}: blob {digest} does not match its digest")
+        return response.content
+
+    def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> dict[str, Any] | None:
+        """The OCI 1.1 referrers list of a manifest; None when the registry has no referrers API.
+
+        Registries without it answer 404 (distribution 2.8: the route is unknown) or something that is no index.
+        """
+        params = {"artifactType": artifact_type} if artifact_type else None
+        scope = f"repository:{repository}:pull"
+        response = self.request(
+            "GET", f"/v2/{repository}/referrers/{digest}", scope, params=params, headers={"Accept": OCI_INDEX}
+        )
+        if response.status_code != 200:
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            return None
+        if (
+            not isinstance(data, dict)
+            or data.get("mediaType") != OCI_INDEX
+            or not isinstance(data.get("manifests"), list)
+        ):
+            return None
+        return data
+
     def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
         """Store a manifest under a tag or its digest; return the digest the registry gives it."""
+        return self.put_manifest_response(repository, reference, body, media_type).digest
+
+    def put_manifest_response(self, repository: str, reference: str, body: bytes, media_type: str) -> PutManifest:
+        """put_manifest, with the `OCI-Subject` header a registry with the referrers API answers a subject with."""
         response = self.request(
             "PUT",
             f"/v2/{repository}/manifests/{reference}",
@@ -320,7 +379,8 @@ class RegistryClient:
             raise RegistryError(f"{where}: the push was refused ({_error_text(response)})")
         if response.status_code not in (200, 201):
             raise RegistryError(f"{where}: the push was refused ({_error_text(response)})")
-        return response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = response.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+        return PutManifest(digest, response.headers.get("OCI-Subject"))
 
 
 def open_registry(reference: Reference, tls_verify: bool | None, authfile: Path | None) -> RegistryClient:

@@ -7,11 +7,13 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from imgfront.errors import EngineError
 from imgfront.images.archive import image_blobs
+from imgfront.images.artifacts import REFERRERS_ANNOTATION, artifact_blobs, tags_index
 from imgfront.images.blobs import OCI_INDEX, BlobStore, Descriptor
 from imgfront.platforms import Platform
 
@@ -31,21 +33,46 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def write_layout(store: BlobStore, images: Sequence[Descriptor], target: Path) -> None:
+def write_layout(
+    store: BlobStore,
+    images: Sequence[Descriptor],
+    target: Path,
+    artifacts: Mapping[str, Sequence[Descriptor]] | None = None,
+) -> None:
     """index.json names one image index, which holds every platform's manifest with its `platform`.
 
     One entry in index.json is what lets `oci:DIR` work without a reference; the index under it is the
     multi-platform image, as buildx writes it.
+
+    Artifacts (attestations, keyed by the manifest digest they refer to) cannot be entries of either: podman
+    4.3 refuses `oci:DIR` once index.json has a second entry ("more than one image in oci, choose an image"),
+    whether that is an artifact manifest, as oras writes them, or a `sha256-<hex>` referrers index; and
+    clients take an image index's entries for images. So the distribution spec's referrers tag schema is kept
+    one level down: index.json's `dev.imgfront.referrers` annotation names an index whose entries are each
+    subject's referrers index, named `sha256-<hex>` by ref.name (see images/artifacts.py and
+    oci/referrers.py's find_layout_referrers). Readers that do not know it see the image alone.
     """
+    index = _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [i.to_json() for i in images]})
+    index_digest = store.add_bytes(index)
+    artifacts = {subject: found for subject, found in (artifacts or {}).items() if found}
+    unknown = set(artifacts) - {index_digest, *(image.digest for image in images)}
+    if unknown:
+        raise EngineError(f"artifacts refer to {', '.join(sorted(unknown))}, which this layout does not hold")
     blobs = target / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     (target / "oci-layout").write_bytes(_dumps(LAYOUT_VERSION))
-    index = _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [i.to_json() for i in images]})
-    index_digest = store.add_bytes(index)
-    for digest in [index_digest, *(d for image in images for d in image_blobs(store, image))]:
+    digests = [index_digest, *(d for image in images for d in image_blobs(store, image))]
+    tags = tags_index(store, artifacts)
+    if tags is not None:
+        referrers = [entry["digest"] for entry in store.json(tags.digest)["manifests"]]
+        found = [d for entries in artifacts.values() for a in entries for d in artifact_blobs(store, a)]
+        digests += [tags.digest, *referrers, *found]
+    for digest in dict.fromkeys(digests):
         _link_or_copy(store.path(digest), blobs / digest.partition(":")[2])
     top = Descriptor(OCI_INDEX, index_digest, len(index))
-    top_index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top.to_json()]}
+    top_index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [top.to_json()]}
+    if tags is not None:
+        top_index["annotations"] = {REFERRERS_ANNOTATION: tags.digest}
     (target / "index.json").write_bytes(_dumps(top_index))
 
 

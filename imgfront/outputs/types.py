@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Staged:
-    """Every platform's image in one blob store, and the names given with -t."""
+    """Every platform's image in one blob store, the names given with -t, and the images' attestations."""
 
     store: BlobStore
     images: tuple[Descriptor, ...]  # manifests, each with its platform
     tags: tuple[str, ...]
+    # Artifact manifests (images/artifacts.py) by the digest of the manifest they refer to. The layout and
+    # oci-archive outputs carry them; docker-archive and the filesystem outputs have no place for them.
+    artifacts: Mapping[str, tuple[Descriptor, ...]] = field(default_factory=dict)
 
 
 class OutputType:
@@ -71,7 +74,7 @@ class OciLayoutOutput(OutputType):
     def write(self, staged: Staged, target: Path) -> None:
         from imgfront.outputs.layout import write_layout
 
-        write_layout(staged.store, staged.images, target)
+        write_layout(staged.store, staged.images, target, staged.artifacts)
 
 
 class OciArchiveOutput(OutputType):
@@ -82,7 +85,7 @@ class OciArchiveOutput(OutputType):
         from imgfront.outputs.layout import tar_directory, write_layout
 
         with tempfile.TemporaryDirectory(prefix=".layout-", dir=staged.store.root) as folder:
-            write_layout(staged.store, staged.images, Path(folder) / "layout")
+            write_layout(staged.store, staged.images, Path(folder) / "layout", staged.artifacts)
             tar_directory(Path(folder) / "layout", target)
 
 
