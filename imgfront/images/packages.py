@@ -217,14 +217,22 @@ def _rpm(path: str, data: bytes, context: _Context) -> list[Package]:
     return packages
 
 
+def _first_author(author: str | None, author_email: str | None) -> Party | None:
+    """The first of `Author-email: A <a@x>, B <b@x>`, named by `Author` when the address alone is given."""
+    if author_email:
+        addresses = email.utils.getaddresses([str(author_email)])
+        if addresses and addresses[0][1]:
+            name, address = addresses[0]
+            return Party(name or (str(author).strip() if author else "") or address, address)
+    return _party(str(author) if author else None)
+
+
 def _python(path: str, data: bytes, context: _Context) -> list[Package]:
     headers = email.parser.BytesHeaderParser().parsebytes(data)
     name, version = headers.get("Name"), headers.get("Version")
     if not name or not version:
         return []
-    author = headers.get("Author-email") or headers.get("Author")
-    if author and headers.get("Author") and "<" not in author and "@" in author:
-        author = f"{headers['Author']} <{author}>"
+    author = _first_author(headers.get("Author"), headers.get("Author-email"))
     license_ = headers.get("License-Expression") or headers.get("License")
     purl = _purl("pypi", None, str(name), str(version))
     return [
@@ -234,7 +242,7 @@ def _python(path: str, data: bytes, context: _Context) -> list[Package]:
             str(version),
             purl,
             path,
-            originator=_party(author and str(author).split(",")[0]),
+            originator=author,
             license=str(license_).strip() if license_ else None,
             homepage=headers.get("Home-page"),
         )

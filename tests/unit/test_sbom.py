@@ -8,6 +8,8 @@ import io
 import json
 import sqlite3
 import struct
+import subprocess
+import sys
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from imgfront.errors import EngineError
 from imgfront.images.blobs import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, BlobStore, Descriptor
 from imgfront.images.normalise import OCI_LAYER_GZIP
 from imgfront.images.packages import rpm_header
@@ -387,3 +390,30 @@ def test_an_empty_image_is_a_valid_document(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "store")
     data = sbom(store, image(store))
     assert [package["SPDXID"] for package in data["packages"]] == ["SPDXRef-image"]
+
+
+def test_an_unreadable_rpm_sqlite_is_reported_not_failed(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    manifest = image(store, layer([Member("var/lib/rpm/rpmdb.sqlite", b"not a database")]))
+    data = sbom(store, manifest)
+    [annotation] = data["annotations"]
+    assert "var/lib/rpm/rpmdb.sqlite" in annotation["comment"]
+    assert "could not be read" in annotation["comment"]
+
+
+def test_a_damaged_layer_is_an_engine_error_naming_it(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    whole = layer([Member("usr/bin/hello", HELLO * 1000)], compress=True)
+    manifest = image(store, whole[: len(whole) // 2])
+    with pytest.raises(EngineError, match="is not valid gzip"):
+        image_sbom(store, manifest, name="x", created=CREATED, tool=TOOL)
+
+
+def test_importing_the_module_loads_no_sbom_library() -> None:
+    probe = (
+        "import sys, imgfront.images.sbom\n"
+        "heavy = ('spdx_tools', 'debian', 'packageurl', 'license_expression')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
