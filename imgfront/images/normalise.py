@@ -19,23 +19,19 @@ import hashlib
 import io
 import json
 import posixpath
-import shutil
 import tarfile
 import tempfile
-import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
 from imgfront.errors import EngineError, UsageError
-from imgfront.images.blobs import CHUNK, OCI_CONFIG, OCI_MANIFEST, BlobStore, Descriptor
+from imgfront.images.blobs import OCI_CONFIG, OCI_MANIFEST, BlobStore, Descriptor
+from imgfront.images.layers import open_layer
 
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 # zlib's default: as small as 9 within a few percent, at about twice its speed.
 GZIP_LEVEL = 6
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 # Top-level config fields that say what the image is; everything else (Docker's `container`,
 # `container_config`, `docker_version`, `id`, `parent`, buildkit's build info) says where and how it was made.
@@ -163,27 +159,6 @@ class _HashingWriter(io.RawIOBase):
         return len(data)
 
 
-@contextmanager
-def _uncompressed(store: BlobStore, digest: str) -> Iterator[IO[bytes]]:
-    """The layer as a seekable plain tar: the blob itself, or a temporary file it is decompressed into."""
-    with store.path(digest).open("rb") as blob:
-        magic = blob.read(4)
-        blob.seek(0)
-        if magic.startswith(_GZIP_MAGIC):
-            with tempfile.TemporaryFile(dir=store.root) as plain:
-                try:
-                    with gzip.GzipFile(fileobj=blob, mode="rb") as unzipped:
-                        shutil.copyfileobj(unzipped, plain, CHUNK)
-                except (OSError, EOFError, zlib.error) as e:
-                    raise EngineError(f"layer {digest[:19]} is not valid gzip: {e}") from None
-                plain.seek(0)
-                yield plain
-        elif magic == _ZSTD_MAGIC:
-            raise EngineError(f"layer {digest[:19]} is zstd-compressed, which imgfront cannot read yet")
-        else:
-            yield blob
-
-
 def _name(name: str) -> str:
     return posixpath.normpath(name.lstrip("/")) if name.strip("/") else "."
 
@@ -279,7 +254,7 @@ def _header(entry: _Entry, epoch: int) -> tarfile.TarInfo:
 
 def _normalise_layer(store: BlobStore, digest: str, epoch: int, below: set[str] | None) -> tuple[Descriptor, str]:
     """The canonical gzip layer and its diff_id; BELOW (None for the first layer) collects mount points seen."""
-    with _uncompressed(store, digest) as plain, tempfile.TemporaryFile(dir=store.root) as out:
+    with open_layer(store, digest) as plain, tempfile.TemporaryFile(dir=store.root) as out:
         try:
             with tarfile.open(fileobj=plain, mode="r:") as source:
                 members = {_name(member.name): member for member in source.getmembers()}
