@@ -1,4 +1,4 @@
-"""Files written whole or not at all, and where a user's configuration and cache live (XDG base directories)."""
+"""Files written whole or not at all, and where a user's configuration, cache and data live (XDG base directories)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ def cache_home(env: Mapping[str, str] = os.environ) -> Path:
     """$XDG_CACHE_HOME when it is an absolute path (the XDG spec ignores a relative one), else ~/.cache."""
     base = env.get("XDG_CACHE_HOME", "")
     return Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+
+
+def data_home(env: Mapping[str, str] = os.environ) -> Path:
+    """$XDG_DATA_HOME when it is an absolute path, else ~/.local/share: where imgfront keeps what it must not lose."""
+    base = env.get("XDG_DATA_HOME", "")
+    return Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
 
 
 def write_atomically(path: Path, data: str | bytes, mode: int | None = None) -> None:
