@@ -84,7 +84,7 @@ class Option:
     # SETTING: one of BuildOptions.settings (dest -> parsed value; parse gives None when not asked), which each
     # adapter encodes by its own table (engines/podman.py's SETTING_PARAMS, engines/docker.py's SETTING_KEYWORDS)
     argument: bool = False
-    flag_value: str | None = None  # an option that may be given bare (--pull), with this value
+    flag_value: str | None = None  # given bare (--pull), it has this value; see cli/main.py's allow_bare
     choices: type[enum.StrEnum] | None = None
     min: float | None = None
 
@@ -114,8 +114,6 @@ class Option:
         if self.argument:
             return typer.Argument(help=self.help)
         extra: dict[str, Any] = {}
-        if self.flag_value is not None:
-            extra.update(is_flag=False, flag_value=self.flag_value)
         if self.choices is not None:
             extra["click_type"] = click.Choice([str(c) for c in self.choices])
         if self.min is not None:
@@ -261,6 +259,32 @@ def parse_epoch(value: str | None, name: str) -> int | None:
     if not text.isascii() or not text.isdigit():
         raise UsageError(f"{name} must be a whole number of seconds since 1970 (e.g. 1700000000), not {value[:40]!r}")
     return int(text)
+
+
+def parse_sbom(value: str | None) -> bool:
+    """buildx's --sbom: bare or true makes one, false none; imgfront scans the image itself (no generator image)."""
+    if value is None:
+        return False
+    if value.startswith("generator="):
+        raise UsageError(
+            "--sbom generator=IMAGE is BuildKit's scanner image: imgfront reads the image's package databases itself",
+            hint="give --sbom alone",
+        )
+    return bool(parse_bool("--sbom")(value))
+
+
+def parse_provenance(value: str | None) -> str | None:
+    """buildx's --provenance: true and mode=min give the minimal statement, mode=max adds the build args' values;
+    false or not given, none."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    modes = {"true": "min", "1": "min", "mode=min": "min", "mode=max": "max", "false": None, "0": None}
+    if text not in modes:
+        raise UsageError(
+            f"invalid --provenance value {value!r}", hint="use --provenance, --provenance=mode=max or =false"
+        )
+    return modes[text]
 
 
 def refuse_ssh(items: list[str] | None) -> None:
@@ -1055,6 +1079,34 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         doc="reproducible mode with the epoch of the context's latest git commit (`git log -1 --format=%ct`); "
         "the context must be a folder in a git work tree",
         field=None,
+    ),
+    # -- attestations (issue 15; docs/attestations.md) --
+    Option(
+        ("--sbom",),
+        "sbom",
+        str | None,
+        "Attach an SPDX 2.3 SBOM to each platform's image (--sbom=false: none).",
+        default=None,
+        doc="an SPDX 2.3 JSON SBOM per platform (packages from dpkg, apk, Python and rpm databases, every file's "
+        "checksums), attached as an OCI 1.1 artifact to the image in the registry, the layout or local storage. "
+        "See [attestations.md](attestations.md)",
+        doc_name="--sbom[=BOOL]",
+        metavar="BOOL",
+        flag_value="true",
+        parse=parse_sbom,
+    ),
+    Option(
+        ("--provenance",),
+        "provenance",
+        str | None,
+        "Attach a SLSA v1 provenance statement to each platform's image: true (mode=min), mode=max, false.",
+        default=None,
+        doc="a SLSA v1 provenance statement (in-toto) per platform, attached as `--sbom`'s is; `mode=max` also "
+        "records the build args' values (never a secret's)",
+        doc_name="--provenance[=mode=min|max]",
+        metavar="MODE",
+        flag_value="true",
+        parse=parse_provenance,
     ),
     *SETTINGS_OPTIONS,
 )

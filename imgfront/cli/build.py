@@ -9,9 +9,10 @@ from typing import Any
 import typer
 
 from imgfront.errors import EngineError
-from imgfront.options import with_build_options
+from imgfront.options import BUILD_OPTIONS, with_build_options
 
 app = typer.Typer(add_completion=False)
+BARE_VALUES = {o.dest: o.flag_value for o in BUILD_OPTIONS if o.flag_value is not None}  # cli/main.py's allow_bare
 
 
 @app.command("build")

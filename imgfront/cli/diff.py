@@ -12,6 +12,7 @@ import typer
 from imgfront.errors import ImgfrontError
 from imgfront.options import AUTHFILE_HELP, TLS_VERIFY_HELP, parse_tls_verify
 
+BARE_VALUES = {"tls_verify": "true"}  # cli/main.py's allow_bare
 diff_app = typer.Typer(add_completion=False)
 
 REF_HELP = (
@@ -30,7 +31,7 @@ def diff(
     ] = 20,
     tls_verify: Annotated[
         str | None,
-        typer.Option("--tls-verify", is_flag=False, flag_value="true", metavar="BOOL", help=TLS_VERIFY_HELP),
+        typer.Option("--tls-verify", metavar="BOOL", help=TLS_VERIFY_HELP),
     ] = None,
     authfile: Annotated[Path | None, typer.Option("--authfile", help=AUTHFILE_HELP)] = None,
 ) -> None:

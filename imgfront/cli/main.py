@@ -65,10 +65,26 @@ def load_command(name: str) -> click.Command:
     """The click command for one of COMMANDS, its module imported now."""
     entry = COMMANDS[name]
     module, _, attribute = entry.target.partition(":")
-    commands = getattr(importlib.import_module(module), attribute)
+    loaded = importlib.import_module(module)
+    commands = getattr(loaded, attribute)
     command = typer.main.get_group(commands) if entry.group else typer.main.get_command(commands)
     command.name = name
+    allow_bare(command, getattr(loaded, "BARE_VALUES", {}))
     return command
+
+
+def allow_bare(command: click.Command, values: dict[str, str]) -> None:
+    """Let each option named in `values` be given without a value (`--pull`, `--tls-verify`), meaning that value.
+
+    typer 0.19 drops `flag_value`, so click would take the next word, even another option, as the value. The
+    module of a command names these options in BARE_VALUES, by parameter name.
+    """
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name in values:
+            param.flag_value = values[param.name]
+            param._flag_needs_value = True  # click reads it when it parses: the next word may be left alone
+    for sub in getattr(command, "commands", {}).values():
+        allow_bare(sub, values)
 
 
 class LazyCommands(TyperGroup):

@@ -71,7 +71,7 @@ def rewrite(text: str, base: str, build_args: Mapping[str, str]) -> Rewrite | No
     that names its platform (`FROM --platform=...`) or reaches scratch through an ARG is left as it is.
     """
     try:
-        commands = _instructions(text)
+        commands = instructions(text)
     except (ValueError, UnicodeError):
         return None
     lines = text.splitlines(keepends=True)
@@ -109,7 +109,7 @@ def rewrite(text: str, base: str, build_args: Mapping[str, str]) -> Rewrite | No
     return Rewrite("".join(lines), tuple(rewritten), tuple(bases))
 
 
-def _instructions(text: str) -> list[tuple[str, list[str], int, int]]:
+def instructions(text: str) -> list[tuple[str, list[str], int, int]]:
     """(instruction in lower case, its words, first line, last line counted from 0), by dockerfile-parse.
 
     dockerfile-parse joins continued lines, drops comments and honours the escape directive, as Docker reads them.

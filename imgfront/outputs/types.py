@@ -37,6 +37,7 @@ class OutputType:
     name: ClassVar[str]
     keys: ClassVar[tuple[str, ...]] = ("dest",)
     directory: ClassVar[bool] = False  # dest is a folder, else a file
+    carries_artifacts: ClassVar[bool] = False  # writes Staged.artifacts (attestations) beside the images
     help: ClassVar[str]
 
     def check_dest(self, dest: Path) -> None:
@@ -67,6 +68,7 @@ class OciLayoutOutput(OutputType):
     name = "oci-layout"
     directory = True
     help = "an OCI image layout folder; an earlier layout there is replaced"
+    carries_artifacts = True
 
     def replaceable(self, dest: Path) -> bool:
         return (dest / "oci-layout").is_file()
@@ -80,6 +82,7 @@ class OciLayoutOutput(OutputType):
 class OciArchiveOutput(OutputType):
     name = "oci-archive"
     help = "the OCI image layout as one tar file"
+    carries_artifacts = True
 
     def write(self, staged: Staged, target: Path) -> None:
         from imgfront.outputs.layout import tar_directory, write_layout

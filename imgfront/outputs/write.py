@@ -12,11 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from imgfront.errors import EngineError
-from imgfront.images.blobs import BlobStore
+from imgfront.images.blobs import BlobStore, Descriptor
 from imgfront.model import BuildReport
 from imgfront.outputs.types import OutputSpec, Staged
 
 Export = Callable[[BuildReport], Iterator[bytes]]
+# A staged image's attestations, added to the staged store as artifacts (run/attest.py's Attester.for_output).
+Attach = Callable[[BlobStore, Descriptor], tuple[Descriptor, ...]]
 
 
 def _remove(path: Path) -> None:
@@ -43,8 +45,11 @@ def write_outputs(
     reports: Sequence[BuildReport],
     export: Export,
     tags: Sequence[str],
+    attach: Attach | None = None,
 ) -> None:
-    """Write every file output, each first beside its dest; only when all are written are they renamed into place."""
+    """Write every file output, each first beside its dest; only when all are written are they renamed into place.
+
+    With `attach`, each image gets the artifacts it returns, which the layout outputs carry."""
     files = [s for s in specs if s.dest is not None]
     if not files:
         return
@@ -60,7 +65,10 @@ def write_outputs(
                 images.append(replace(store.import_archive(export(report)), platform=report.platform))
             except (OSError, tarfile.TarError) as e:
                 raise EngineError(f"{report.platform}@{report.node}: exporting the image failed: {e}") from e
-        staged = Staged(store, tuple(images), tuple(tags))
+        artifacts = {}
+        if attach is not None and any(s.kind.carries_artifacts for s in files):
+            artifacts = {image.digest: attach(store, image) for image in images}
+        staged = Staged(store, tuple(images), tuple(tags), artifacts)
         written: list[tuple[Path, Path]] = []
         try:
             for spec, dest in zip(files, dests, strict=True):

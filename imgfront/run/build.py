@@ -21,6 +21,7 @@ from imgfront.engines.base import (
     PackedContext,
 )
 from imgfront.engines.build_params import CACHE_ARG_LOOKUP_SINCE, version_tuple
+from imgfront.engines.docker_scratch import read_containerfile
 from imgfront.errors import (
     LOG_TAIL,
     BuildFailed,
@@ -42,6 +43,7 @@ from imgfront.outputs.types import same_file
 from imgfront.outputs.write import Export, write_outputs
 from imgfront.platforms import Platform
 from imgfront.run import context as build_context
+from imgfront.run.attest import Attester, AttestRequest
 from imgfront.run.context import ContextSource
 from imgfront.run.lists import LocalListBuilder
 from imgfront.run.metadata import metadata, write_metadata
@@ -88,6 +90,9 @@ class BuildOptions:
     settings: Mapping[str, object] = field(default_factory=dict)
     # Reproducible mode (--source-date-epoch, SOURCE_DATE_EPOCH, --reproducible): every image normalised for it.
     source_date_epoch: int | None = None
+    # Attestations (--sbom, --provenance): an SBOM of each platform's image; provenance "min" or "max", or none.
+    sbom: bool = False
+    provenance: str | None = None
 
     @property
     def keeps_list(self) -> bool:
@@ -187,12 +192,12 @@ class Build:
             by_platform[platform] = packed[context, containerfile]
         return by_platform
 
-    def _request(self, packed: PackedContext, a: Assignment) -> BuildRequest:
+    def _request(self, packed: PackedContext, platform: Platform, node: str) -> BuildRequest:
         o = self.options
-        args = {**automatic_args(a.platform, self.infos[a.node].native[0]), **o.build_args}
+        args = {**automatic_args(platform, self.infos[node].native[0]), **o.build_args}
         return BuildRequest(
             context=packed,
-            platform=a.platform,
+            platform=platform,
             build_args=args,
             labels=o.labels,
             annotations=o.annotations,
@@ -201,8 +206,8 @@ class Build:
             pull=o.pull,
             named_contexts=self._named,
             secrets=o.secrets,
-            cache_from=tuple(platform_repository(r, a.platform) for r in o.cache_from),
-            cache_to=tuple(platform_repository(r, a.platform) for r in o.cache_to),
+            cache_from=tuple(platform_repository(r, platform) for r in o.cache_from),
+            cache_to=tuple(platform_repository(r, platform) for r in o.cache_to),
             cache_ttl=o.cache_ttl,
             cache_tls_verify=o.cache_tls_verify,
             cache_credentials=self._cache_credentials,
@@ -259,7 +264,7 @@ class Build:
                 outcomes = run_plan(
                     plan,
                     self.builders,
-                    lambda a: self._request(packed[a.platform], a),
+                    lambda a: self._request(packed[a.platform], a.platform, a.node),
                     self.progress,
                     o.jobs or len(plan.assignments),
                     cancel,
@@ -269,30 +274,60 @@ class Build:
                 with signals.deferred():
                     left = self._clean(interrupt.outcomes, keep_built=False)
                 raise Interrupted(_interrupted_message(left), signum=interrupt.signum) from None
-        if any(outcome.error for outcome in outcomes):
-            with signals.deferred():
-                self._clean(outcomes, keep_built=o.keep_failed)
-            raise _failure_message(outcomes)
-        built = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
-        try:
-            return self._finish(plan, built, outcomes)
-        except KeyboardInterrupt as interrupt:
-            raise Interrupted(
-                "interrupted after the build: no name given with -t was moved",
-                signum=signal_of(interrupt),
-            ) from None
+            if any(outcome.error for outcome in outcomes):
+                with signals.deferred():
+                    self._clean(outcomes, keep_built=o.keep_failed)
+                raise _failure_message(outcomes)
+            built = tuple(outcome.report for outcome in outcomes if outcome.report is not None)
+            try:
+                # In the context's folder still: the SBOM builds the stages it copies from with it again.
+                return self._finish(plan, built, outcomes, packed)
+            except KeyboardInterrupt as interrupt:
+                raise Interrupted(
+                    "interrupted after the build: no name given with -t was moved",
+                    signum=signal_of(interrupt),
+                ) from None
 
-    def _finish(self, plan: Plan, built: tuple[BuildReport, ...], outcomes: Sequence[Outcome]) -> BuildResult:
-        """Normalise, bring home and stage the list, write files, push, write the id and metadata files, then name
-        the list."""
-        if self.options.source_date_epoch is None:
-            return self._finish_with(plan, built, outcomes, None)
-        with tempfile.TemporaryDirectory(prefix="normalised-", dir=rundir.current().path) as folder:
+    def _finish(
+        self,
+        plan: Plan,
+        built: tuple[BuildReport, ...],
+        outcomes: Sequence[Outcome],
+        packed: Mapping[Platform, PackedContext],
+    ) -> BuildResult:
+        """Normalise, attest, bring home and stage the list, write files, push, write the id and metadata files,
+        then name the list."""
+        o = self.options
+        attesting = o.sbom or o.provenance is not None
+        if o.source_date_epoch is None and not attesting:
+            return self._finish_with(plan, built, outcomes, None, None)
+        with tempfile.TemporaryDirectory(prefix="images-", dir=rundir.current().path) as folder:
             store = BlobStore(Path(folder))
-            normaliser = Normaliser(
-                store, self.options.source_date_epoch, self.local, self.builders, self.progress.note
-            )
-            return self._finish_with(plan, built, outcomes, normaliser)
+            normaliser = None
+            if o.source_date_epoch is not None:
+                normaliser = Normaliser(store, o.source_date_epoch, self.local, self.builders, self.progress.note)
+            attester = None
+            if attesting:
+                attester = Attester(self._attest_request(packed), store, self.builders, self.infos, self.progress.note)
+            return self._finish_with(plan, built, outcomes, normaliser, attester)
+
+    def _attest_request(self, packed: Mapping[Platform, PackedContext]) -> AttestRequest:
+        o = self.options
+        texts = {p: read_containerfile(c.tar, c.containerfile) or "" for p, c in packed.items()}
+        return AttestRequest(
+            sbom=o.sbom,
+            provenance=o.provenance,
+            tags=o.tags,
+            source_date_epoch=o.source_date_epoch,
+            build_args=o.build_args,
+            secrets=tuple(s.value for s in o.secrets),
+            secret_ids=tuple(s.id for s in o.secrets),
+            target=o.target,
+            named_contexts=tuple(n.name for n in self._named),
+            containerfiles=texts,
+            packed=packed,
+            requests=lambda r: self._request(packed[r.platform], r.platform, r.node),
+        )
 
     def _finish_with(
         self,
@@ -300,6 +335,7 @@ class Build:
         built: tuple[BuildReport, ...],
         outcomes: Sequence[Outcome],
         normaliser: Normaliser | None,
+        attester: Attester | None,
     ) -> BuildResult:
         o = self.options
         home = o.keeps_list
@@ -311,10 +347,14 @@ class Build:
             if normaliser is not None:
                 # Before the list: it is made of the normalised images, which are loaded here directly.
                 reports = normaliser.run(built, load=home)
+            if attester is not None:
+                images = normaliser.images if normaliser is not None else attester.export(built)
+                attester.make([(b, images[r.image_id]) for b, r in zip(built, reports, strict=True)])
             if home:
                 with signals.deferred():
                     staged, reports = self._merge(lists, reports, at_home=normaliser is not None)
-            write_outputs(o.outputs, reports, self._exporter(normaliser, home), o.tags)
+            attach = attester.for_output if attester is not None else None
+            write_outputs(o.outputs, reports, self._exporter(normaliser, attester, home), o.tags, attach)
             pushed: list[Pushed] = []
             if o.push is not None and o.push.mode == PushMode.HERE:
                 assert staged is not None
@@ -326,8 +366,16 @@ class Build:
                 keep_staged = False
             elif o.push is not None:
                 pushed = push_from_nodes(self.builders, built, o.tags, o.push, self.progress.note)
+            if attester is not None:
+                if pushed:
+                    assert o.push is not None
+                    attester.attach(pushed, o.push)
+                if home:
+                    attester.keep(reports)
             outputs = [s.to_json() for s in o.outputs or ((OutputSpec("image"),) if home else ())]
             data = metadata(o.tags, reports, staged, outputs, pushed, o.source_date_epoch)
+            if attester is not None:
+                data["imgfront.attestations"] = attester.records
             self._write_files(reports, staged, data)
             image_list = None
             if staged is not None:
@@ -360,11 +408,14 @@ class Build:
         self.progress.summary(reports)
         return BuildResult(plan, reports, image_list, data)
 
-    def _exporter(self, normaliser: Normaliser | None, home: bool) -> Export:
+    def _exporter(self, normaliser: Normaliser | None, attester: Attester | None, home: bool) -> Export:
         """Where file outputs read each image: the normalised store (local storage would compress the layers
-        again), else local storage for images at home, else the node that built it."""
+        again), else the attestations' store (their subjects), else local storage for images at home, else the
+        node that built it."""
         if normaliser is not None:
             return normaliser.archive
+        if attester is not None:
+            return attester.archive
         return lambda r: self._node_of(r, home).export_image(r.image_id, oci=True)
 
     def _node_of(self, report: BuildReport, home: bool) -> ImageBuilder:
