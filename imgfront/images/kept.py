@@ -34,14 +34,16 @@ class KeptAttestations:
         return self.referrers / f"{referrers_tag(subject_digest)}.json"
 
     def add(self, subject: Descriptor, attestations: Sequence[Attestation]) -> list[Descriptor]:
-        """Store each as an artifact of `subject` and list it in the subject's referrers index (once)."""
+        """Store each as an artifact of `subject` and list it in the subject's referrers index, in place of an
+        earlier build's of the same type: the image is the same, and the newest document describes it."""
         added = [add_artifact(self.store, subject, a) for a in attestations]
         if not added:
             return added
         entries = self.find(subject.digest)
-        known = {str(e.get("digest")) for e in entries}
-        new = [Descriptor.from_json(e) for e in entries] + [a for a in added if a.digest not in known]
-        if len(new) != len(entries):
+        replaced = {a.artifact_type for a in added}
+        kept = [Descriptor.from_json(e) for e in entries if e.get("artifactType") not in replaced]
+        new = kept + list(dict.fromkeys(added))
+        if [a.digest for a in new] != [str(e.get("digest")) for e in entries]:
             write_atomically(self._index_path(subject.digest), referrers_index(new), mode=0o644)
         return added
 

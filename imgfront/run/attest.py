@@ -40,6 +40,7 @@ from imgfront.images.archive import file_chunks, write_archive
 from imgfront.images.artifacts import KIND_ANNOTATION, KINDS, Attestation, add_artifact, document_digest
 from imgfront.images.blobs import OCI_MANIFEST, BlobStore, Descriptor
 from imgfront.images.kept import KeptAttestations
+from imgfront.images.normalise import normalise
 from imgfront.images.provenance import Base, BuildFacts, provenance_statement
 from imgfront.images.sbom import image_sbom
 from imgfront.oci.client import open_registry
@@ -224,7 +225,10 @@ class Attester:
         except ImgfrontError as e:
             raise EngineError(f"{where}: building stage {stage.name} for the SBOM failed: {e.message}") from e
         try:
-            return self._export(replace(built, platform=report.platform))
+            image = self._export(replace(built, platform=report.platform))
+            epoch = self.request.source_date_epoch
+            # Normalised as the image is, so that a reproducible build's SBOM names the same stage each time.
+            return normalise(self.store, image, epoch) if epoch is not None else image
         finally:
             if built.created:
                 try:
