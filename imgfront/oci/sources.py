@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from imgfront.oci.diff import ImageSource
 
 REF_NAME = "org.opencontainers.image.ref.name"
+# A REF argument's help, for each command that reads one through Sources.
+REF_HELP = (
+    "NAME or containers-storage:NAME (local podman storage), docker://REGISTRY/REPO[:TAG|@DIGEST], "
+    "oci:DIR[:REF] (or oci-layout:), oci-archive:FILE[:REF]."
+)
 TRANSPORTS = ("containers-storage:", "docker://", "oci:", "oci-layout:", "oci-archive:")
 _UNSUPPORTED = ("docker-archive:", "docker-daemon:", "dir:", "ostree:", "sif:")
 _IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
