@@ -536,11 +536,13 @@ def run_action(
     only: Collection[str] | None = None,
     timeout: float = STEP_TIMEOUT,
     step_summary: bool = True,
+    stand_in: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ActionResult:
     """Run the composite action in action_dir with inputs (values as a `with:` block gives them).
 
     env is the job's environment; workspace is GITHUB_WORKSPACE (the steps' working folder); runner_temp
-    is RUNNER_TEMP. With only, the steps whose ids are not in it are skipped (reason "not selected").
+    is RUNNER_TEMP. With only, the steps whose ids are not in it are skipped (reason "not selected"); stand_in
+    gives such a step's outputs by its id, as if it had run (an install step's path, for the steps after it).
     Without step_summary, steps get no GITHUB_STEP_SUMMARY, as on Forgejo's and Gitea's runners.
     """
     action_dir = action_dir.resolve()
@@ -583,6 +585,7 @@ def run_action(
         contexts = job.contexts(base)
         if only is not None and step_id not in only:
             result.reason = "not selected"
+            result.outputs = dict((stand_in or {}).get(step_id or "", {}))
         elif not condition(step.get("if"), contexts, failed):
             result.reason = f"if: {step.get('if')}"
         elif "uses" in step:

@@ -10,15 +10,11 @@ from typing import Annotated
 import typer
 
 from imgfront.errors import ImgfrontError
+from imgfront.oci.sources import REF_HELP
 from imgfront.options import AUTHFILE_HELP, TLS_VERIFY_HELP, parse_tls_verify
 
 BARE_VALUES = {"tls_verify": "true"}  # cli/main.py's allow_bare
 diff_app = typer.Typer(add_completion=False)
-
-REF_HELP = (
-    "NAME or containers-storage:NAME (local podman storage), docker://REGISTRY/REPO[:TAG|@DIGEST], "
-    "oci:DIR[:REF] (or oci-layout:), oci-archive:FILE[:REF]."
-)
 
 
 @diff_app.command("diff")

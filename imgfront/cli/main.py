@@ -57,6 +57,14 @@ COMMANDS: dict[str, Entry] = {
         "imgfront.cli.diff:diff_app",
         "Explain why two images or lists differ: platform, manifest, config field, layer and file; exit 1 if they do.",
     ),
+    "sbom": Entry(
+        "imgfront.cli.attest:sbom_app",
+        "Print the SPDX SBOM of each platform's image in REF; exit 1 if a platform has none.",
+    ),
+    "provenance": Entry(
+        "imgfront.cli.attest:provenance_app",
+        "Print the SLSA provenance of each platform's image in REF; exit 1 if a platform has none.",
+    ),
     "farm": Entry("imgfront.cli.farm:farm_app", "Named farms of podman nodes, shared with podman farm.", group=True),
 }
 

@@ -25,7 +25,7 @@ from imgfront.errors import EngineError, UsageError
 from imgfront.images.blobs import CHUNK, OCI_MANIFEST, BlobStore
 from imgfront.oci.diff import DiffError, Node
 from imgfront.oci.index import serialisations
-from imgfront.oci.references import parse_reference
+from imgfront.oci.references import Reference, parse_reference
 
 if TYPE_CHECKING:
     from imgfront.engines.podman import PodmanBuilder
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
     from imgfront.oci.diff import ImageSource
 
 REF_NAME = "org.opencontainers.image.ref.name"
+# A REF argument's help, for each command that reads one through Sources.
+REF_HELP = (
+    "NAME or containers-storage:NAME (local podman storage), docker://REGISTRY/REPO[:TAG|@DIGEST], "
+    "oci:DIR[:REF] (or oci-layout:), oci-archive:FILE[:REF]."
+)
 TRANSPORTS = ("containers-storage:", "docker://", "oci:", "oci-layout:", "oci-archive:")
 _UNSUPPORTED = ("docker-archive:", "docker-daemon:", "dir:", "ostree:", "sif:")
 _IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
@@ -42,6 +47,53 @@ _IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 class SourceOptions:
     tls_verify: bool | None = None
     authfile: Path | None = None
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    """docker://REGISTRY/REPO[:TAG|@DIGEST]."""
+
+    text: str
+    reference: Reference
+
+
+@dataclass(frozen=True)
+class LayoutRef:
+    """oci:DIR[:REF] or oci-layout:DIR[:REF] (a folder), oci-archive:FILE[:REF] (a tar of one)."""
+
+    text: str
+    path: Path
+    ref: str | None
+    archive: bool
+
+
+@dataclass(frozen=True)
+class LocalRef:
+    """NAME or containers-storage:NAME: a list or image in the local podman's storage, by name or image id."""
+
+    text: str
+    name: str
+
+
+SourceRef = RegistryRef | LayoutRef | LocalRef
+
+
+def parse_source(text: str) -> SourceRef:
+    """Which transport a reference names, and what it names there; nothing is opened yet."""
+    if text.startswith("docker://"):
+        return RegistryRef(text, parse_reference(text.removeprefix("docker://"), digest=True))
+    for prefix in ("oci:", "oci-layout:", "oci-archive:"):
+        if text.startswith(prefix):
+            path, ref = _split_ref(text.removeprefix(prefix))
+            return LayoutRef(text, path, ref, archive=prefix == "oci-archive:")
+    name = text.removeprefix("containers-storage:")
+    if not name:
+        raise UsageError(f"no image name in {text!r}")
+    if "://" in name or name.startswith(_UNSUPPORTED):
+        raise UsageError(f"unsupported transport in {text!r}", hint=f"use one of {', '.join(TRANSPORTS)}")
+    if not _IMAGE_ID.match(name):
+        name = str(parse_reference(name, digest=True))
+    return LocalRef(text, name)
 
 
 def _sha256(data: bytes) -> str:
@@ -108,8 +160,7 @@ def _split_ref(text: str) -> tuple[Path, str | None]:
     return Path(path), ref or None
 
 
-def open_layout(label: str, text: str) -> LayoutSource:
-    folder, ref = _split_ref(text)
+def open_layout(label: str, folder: Path, ref: str | None) -> LayoutSource:
     if not (folder / "index.json").is_file() or not (folder / "blobs" / "sha256").is_dir():
         raise UsageError(f"{label}: {folder} is not an OCI image layout (no index.json and blobs/sha256/)")
     store = BlobStore(folder)  # its folders are there already, so this writes nothing
@@ -136,9 +187,8 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def open_archive(label: str, text: str, stack: contextlib.ExitStack) -> LayoutSource:
+def open_archive(label: str, path: Path, ref: str | None, stack: contextlib.ExitStack) -> LayoutSource:
     """An oci-archive, unpacked into a content-addressed store: so each blob is checked against its name."""
-    path, ref = _split_ref(text)
     if not path.is_file():
         raise UsageError(f"{label}: no file {path}")
     store = _temporary_store(stack)
@@ -239,33 +289,32 @@ class Sources:
         self._stack = stack
         self._local: PodmanBuilder | None = None
 
-    def _engine(self) -> PodmanBuilder:
+    def local_engine(self) -> PodmanBuilder:
+        """The local podman, opened on first use and closed with the stack."""
         if self._local is None:
             from imgfront.engines import open_local
 
             self._local = self._stack.enter_context(open_local())
         return self._local
 
-    def open(self, text: str) -> ImageSource:
-        label = text
-        if text.startswith("docker://"):
-            from imgfront.oci.client import open_registry
+    def client(self, source: RegistryRef) -> RegistryClient:
+        """A client for the registry a docker:// reference names, with the auth files' credentials."""
+        from imgfront.oci.client import open_registry
 
-            reference = parse_reference(text.removeprefix("docker://"), digest=True)
-            client = self._stack.enter_context(
-                open_registry(reference, self._options.tls_verify, self._options.authfile)
-            )
-            return RegistrySource(label, client, reference.path, reference.digest or reference.tag)
-        for prefix in ("oci:", "oci-layout:"):
-            if text.startswith(prefix):
-                return open_layout(label, text.removeprefix(prefix))
-        if text.startswith("oci-archive:"):
-            return open_archive(label, text.removeprefix("oci-archive:"), self._stack)
-        name = text.removeprefix("containers-storage:")
-        if not name:
-            raise UsageError(f"no image name in {text!r}")
-        if "://" in name or name.startswith(_UNSUPPORTED):
-            raise UsageError(f"unsupported transport in {text!r}", hint=f"use one of {', '.join(TRANSPORTS)}")
-        if not _IMAGE_ID.match(name):
-            name = str(parse_reference(name, digest=True))
-        return LocalSource(label, self._engine(), name, self._stack)
+        return self._stack.enter_context(
+            open_registry(source.reference, self._options.tls_verify, self._options.authfile)
+        )
+
+    def open(self, text: str) -> ImageSource:
+        return self.open_ref(parse_source(text))
+
+    def open_ref(self, source: SourceRef) -> ImageSource:
+        label = source.text
+        if isinstance(source, RegistryRef):
+            reference = source.reference
+            return RegistrySource(label, self.client(source), reference.path, reference.digest or reference.tag)
+        if isinstance(source, LayoutRef):
+            if source.archive:
+                return open_archive(label, source.path, source.ref, self._stack)
+            return open_layout(label, source.path, source.ref)
+        return LocalSource(label, self.local_engine(), source.name, self._stack)

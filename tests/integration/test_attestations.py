@@ -94,9 +94,9 @@ def test_hello_static_sbom_and_provenance_are_found_through_the_referrers_tag(
             tagged = client.manifest(repository, referrers_tag(digest)).json()  # the tag itself, as a client reads it
             assert {m["artifactType"] for m in tagged["manifests"]} == {SBOM_TYPE, PROVENANCE_TYPE}
             (sbom,) = find_referrers(client, repository, digest, SBOM_TYPE)
-            assert {(a["platform"], a["artifact"]) for a in pushed if a["kind"] == "sbom" and a["subject"] == digest} == {
-                (platform, sbom["digest"])
-            }
+            assert {
+                (a["platform"], a["artifact"]) for a in pushed if a["kind"] == "sbom" and a["subject"] == digest
+            } == {(platform, sbom["digest"])}
             document = fetch_document(client, repository, sbom["digest"])
             validate(document)
             packages = {(kind, name): version for kind, name, version in sbom_summary(document)}

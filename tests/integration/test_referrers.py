@@ -6,6 +6,8 @@ storage root of its own under the test's tmp_path, never on the host's store.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -154,3 +156,50 @@ def test_layout_with_artifacts_still_pulls_with_podman(tmp_path: Path, podman: P
         SBOM_TYPE,
         PROVENANCE_TYPE,
     ]
+
+
+def test_sbom_and_provenance_commands_print_each_platforms_pushed_document(
+    registry: RegistryServer,
+    pushed: tuple[BlobStore, list[Descriptor], str, RegistryClient],
+    run_imgfront: Callable[..., subprocess.CompletedProcess[str]],
+    tmp_path: Path,
+) -> None:
+    store, images, repository, client = pushed
+    sboms = {i.digest: Attestation("sbom", SBOM_TYPE, f'{{"name":"{i.platform}"}}'.encode()) for i in images}
+    amd64, arm64 = images
+    proof = Attestation("provenance", PROVENANCE_TYPE, b'{"_type":"https://in-toto.io/Statement/v1","n":1}')
+    with client:
+        artifacts = [add_artifact(store, i, sboms[i.digest]) for i in images] + [add_artifact(store, amd64, proof)]
+        push_artifacts(client, repository, store, artifacts)
+    authfile = registry.write_auth_file(tmp_path / "auth.json")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+
+    def imgfront(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_imgfront([*args, "--tls-verify=false", "--authfile", authfile], env)
+
+    for ref in (f"docker://{registry.url}/{repository}:1", f"docker://{registry.url}/{repository}@{arm64.digest}"):
+        both = imgfront("sbom", ref)
+        assert both.returncode == 0, both.stderr
+        expected = {str(i.platform): json.loads(sboms[i.digest].data) for i in images}
+        if "@" in ref:  # the arm64 manifest itself: its one document, as it is
+            expected = json.loads(sboms[arm64.digest].data)
+        assert json.loads(both.stdout) == expected
+    for image in images:
+        assert image.platform is not None
+        one = imgfront("sbom", f"docker://{registry.url}/{repository}:1", "--platform", str(image.platform))
+        assert one.returncode == 0, one.stderr
+        assert one.stdout == json.dumps(json.loads(sboms[image.digest].data), indent=2) + "\n"
+
+    ref = f"docker://{registry.url}/{repository}:1"
+    amd64_only = imgfront("provenance", ref, "--platform", "linux/amd64")
+    assert amd64_only.returncode == 0, amd64_only.stderr
+    assert json.loads(amd64_only.stdout) == json.loads(proof.data)
+    missing = imgfront("provenance", ref)
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr.splitlines() == [
+        f"imgfront: {ref}: no provenance for linux/arm64",
+        "hint: build with --provenance",
+    ]
+    absent = imgfront("sbom", f"docker://{registry.url}/{repository}:absent")
+    assert (absent.returncode, absent.stdout) == (2, "")
+    assert len(absent.stderr.splitlines()) == 1 and "absent" in absent.stderr

@@ -274,6 +274,12 @@ def test_only_runs_the_selected_steps(tmp_path: Path) -> None:
     assert result.step("tool").reason == "not selected"
 
 
+def test_a_stand_in_gives_a_step_that_is_not_run_its_outputs(tmp_path: Path) -> None:
+    result = run_toy(tmp_path, {}, only={"mask"}, stand_in={"say": {"said": "as if said"}})
+    assert result.step("say").reason == "not selected"
+    assert result.outputs["said"] == "as if said"
+
+
 def test_only_bash_steps_are_run(tmp_path: Path) -> None:
     action = tmp_path / "sh"
     action.mkdir()

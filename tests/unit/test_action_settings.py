@@ -1,11 +1,14 @@
-"""action.yml's network, add-hosts, shm-size and ulimit inputs: how the inputs step splits them, and that the build
-step passes each on as its imgfront build option (the options' effect is tests/integration/test_build_options.py's)."""
+"""action.yml's network, add-hosts, shm-size, ulimit, sbom and provenance inputs: how the inputs step splits and checks
+them, and that the build step passes each on as its imgfront build option (the options' effect is
+tests/integration/test_build_options.py's)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from action_runner import run_action
 
@@ -56,3 +59,93 @@ def test_build_contexts_split_into_name_src_lines(tmp_path: Path) -> None:
         "base=docker-image://alpine:3",
         "web=https://e.example/c.tar",
     ]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "sbom", "provenance"),
+    [
+        ({}, "", ""),
+        ({"sbom": "TRUE", "provenance": " mode=MAX "}, "true", "mode=max"),
+        ({"sbom": "false", "provenance": "mode=min"}, "false", "mode=min"),
+        ({"sbom": True, "provenance": False}, "true", "false"),  # YAML booleans in with:
+    ],
+)
+def test_sbom_and_provenance_take_build_push_actions_values(
+    tmp_path: Path, inputs: dict[str, object], sbom: str, provenance: str
+) -> None:
+    result = run_action(
+        ROOT,
+        inputs,
+        env={"PATH": os.environ["PATH"]},
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "temp",
+        only={"mask", "inputs"},
+    )
+    assert result.ok, result.log()
+    outputs = result.step("inputs").outputs
+    assert (outputs["sbom"], outputs["provenance"]) == (sbom, provenance)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"sbom": "yes"}, "input sbom must be true or false, not 'yes'"),
+        ({"sbom": "mode=max"}, "input sbom must be true or false"),
+        ({"provenance": "mode=full"}, "input provenance must be true, false, mode=min or mode=max, not 'mode=full'"),
+        ({"provenance": "mode=max,builder-id=x"}, "input provenance must be"),
+    ],
+)
+def test_other_sbom_and_provenance_values_fail_with_exit_code_2(
+    tmp_path: Path, inputs: dict[str, str], message: str
+) -> None:
+    result = run_action(
+        ROOT,
+        inputs,
+        env={"PATH": os.environ["PATH"]},
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "temp",
+        only={"mask", "inputs"},
+    )
+    assert result.exit_code == 2
+    assert any(message in text for kind, text in result.annotations if kind == "error"), result.annotations
+
+
+# A stand-in for the installed imgfront: records its arguments, one a line, and writes an empty metadata file.
+RECORDING_IMGFRONT = """#!/bin/bash
+printf '%s\\n' "$@" > "$RECORD"
+while [ $# -gt 0 ]; do
+  if [ "$1" = --metadata-file ]; then echo '{"imgfront.builds": []}' > "$2"; fi
+  shift
+done
+"""
+
+
+@pytest.mark.parametrize(
+    ("inputs", "flags"),
+    [
+        ({}, []),
+        ({"sbom": "true", "provenance": "mode=max"}, ["--sbom=true", "--provenance=mode=max"]),
+        ({"sbom": "false", "provenance": "false"}, ["--sbom=false", "--provenance=false"]),
+        ({"provenance": "true"}, ["--provenance=true"]),
+    ],
+)
+def test_the_build_step_passes_sbom_and_provenance_as_options(
+    tmp_path: Path, inputs: dict[str, str], flags: list[str]
+) -> None:
+    fake = tmp_path / "imgfront"
+    fake.write_text(RECORDING_IMGFRONT)
+    fake.chmod(0o755)
+    record = tmp_path / "args"
+    result = run_action(
+        ROOT,
+        {**inputs, "tags": "localhost/app:1"},
+        env={"PATH": os.environ["PATH"], "RECORD": str(record)},
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "temp",
+        only={"mask", "inputs", "build"},
+        stand_in={"install": {"imgfront": str(fake), "python": sys.executable}},
+    )
+    assert result.ok, result.log()
+    args = record.read_text().splitlines()
+    assert args[0] == "build"
+    assert [a for a in args if a.startswith(("--sbom", "--provenance"))] == flags
