@@ -203,15 +203,18 @@ def parse_flag(value: bool) -> bool | None:
     return True if value else None
 
 
+BOOL_WORDS = ("true", "false", "1", "0", "yes", "no")  # what parse_bool takes
+
+
 def parse_bool(option: str) -> Callable[[str | None], bool | None]:
     """--layers, --layers=true, --layers=false; None when not given."""
 
     def parse(value: str | None) -> bool | None:
         if value is None:
             return None
-        if value.lower() in ("true", "1", "yes"):
+        if value.lower() in BOOL_WORDS[0::2]:
             return True
-        if value.lower() in ("false", "0", "no"):
+        if value.lower() in BOOL_WORDS[1::2]:
             return False
         raise UsageError(f"invalid {option} value {value!r}", hint=f"use {option}=true or {option}=false")
 

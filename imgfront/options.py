@@ -29,6 +29,7 @@ from imgfront.errors import UsageError
 from imgfront.model import Secret
 from imgfront.modes import LocalEngine, ProgressMode, PullPolicy, PushMode
 from imgfront.option_values import (
+    BOOL_WORDS,
     FORMATS,
     ISOLATIONS,
     NETWORKS,
@@ -85,6 +86,7 @@ class Option:
     # adapter encodes by its own table (engines/podman.py's SETTING_PARAMS, engines/docker.py's SETTING_KEYWORDS)
     argument: bool = False
     flag_value: str | None = None  # given bare (--pull), it has this value; see cli/main.py's allow_bare
+    bare_words: tuple[str, ...] = BOOL_WORDS  # the values it takes after a space when it may be given bare
     choices: type[enum.StrEnum] | None = None
     min: float | None = None
 
@@ -273,13 +275,16 @@ def parse_sbom(value: str | None) -> bool:
     return bool(parse_bool("--sbom")(value))
 
 
+PROVENANCE_MODES = {"true": "min", "1": "min", "mode=min": "min", "mode=max": "max", "false": None, "0": None}
+
+
 def parse_provenance(value: str | None) -> str | None:
     """buildx's --provenance: true and mode=min give the minimal statement, mode=max adds the build args' values;
     false or not given, none."""
     if value is None:
         return None
     text = value.strip().lower()
-    modes = {"true": "min", "1": "min", "mode=min": "min", "mode=max": "max", "false": None, "0": None}
+    modes = PROVENANCE_MODES
     if text not in modes:
         raise UsageError(
             f"invalid --provenance value {value!r}", hint="use --provenance, --provenance=mode=max or =false"
@@ -781,6 +786,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         doc_name="--pull[=POLICY]",
         parse=parse_pull,
         flag_value=PullPolicy.ALWAYS.value,
+        bare_words=tuple(p.value for p in PullPolicy),
         podman="pullpolicy",
         docker="pull",
     ),
@@ -1106,6 +1112,7 @@ BUILD_OPTIONS: tuple[Option, ...] = (
         doc_name="--provenance[=mode=min|max]",
         metavar="MODE",
         flag_value="true",
+        bare_words=tuple(PROVENANCE_MODES),
         parse=parse_provenance,
     ),
     *SETTINGS_OPTIONS,

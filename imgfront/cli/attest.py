@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from imgfront.oci.sources import REF_HELP
+from imgfront.option_values import BOOL_WORDS
 from imgfront.options import AUTHFILE_HELP, TLS_VERIFY_HELP, parse_tls_verify
 
 sbom_app = typer.Typer(add_completion=False)
 provenance_app = typer.Typer(add_completion=False)
-BARE_VALUES = {"tls_verify": "true"}  # cli/main.py's allow_bare
+BARE_VALUES = {"tls_verify": ("true", BOOL_WORDS)}  # cli/main.py's allow_bare
 
 PLATFORM_HELP = "Only this platform's, os/arch[/variant]; repeat it or separate several with commas. Default: all."
 

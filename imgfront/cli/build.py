@@ -12,7 +12,7 @@ from imgfront.errors import EngineError
 from imgfront.options import BUILD_OPTIONS, with_build_options
 
 app = typer.Typer(add_completion=False)
-BARE_VALUES = {o.dest: o.flag_value for o in BUILD_OPTIONS if o.flag_value is not None}  # cli/main.py's allow_bare
+BARE_VALUES = {o.dest: (o.flag_value, o.bare_words) for o in BUILD_OPTIONS if o.flag_value is not None}  # allow_bare
 
 
 @app.command("build")

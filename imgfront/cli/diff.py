@@ -11,9 +11,10 @@ import typer
 
 from imgfront.errors import ImgfrontError
 from imgfront.oci.sources import REF_HELP
+from imgfront.option_values import BOOL_WORDS
 from imgfront.options import AUTHFILE_HELP, TLS_VERIFY_HELP, parse_tls_verify
 
-BARE_VALUES = {"tls_verify": "true"}  # cli/main.py's allow_bare
+BARE_VALUES = {"tls_verify": ("true", BOOL_WORDS)}  # cli/main.py's allow_bare
 diff_app = typer.Typer(add_completion=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Annotated, NamedTuple
 
 import click
@@ -81,18 +82,44 @@ def load_command(name: str) -> click.Command:
     return command
 
 
-def allow_bare(command: click.Command, values: dict[str, str]) -> None:
-    """Let each option named in `values` be given without a value (`--pull`, `--tls-verify`), meaning that value.
+def allow_bare(command: click.Command, values: Mapping[str, tuple[str, Sequence[str]]]) -> None:
+    """Let each option named in `values` (by parameter name) be given bare (`--pull`, `--sbom`), meaning its value.
 
-    typer 0.19 drops `flag_value`, so click would take the next word, even another option, as the value. The
-    module of a command names these options in BARE_VALUES, by parameter name.
+    `values[name]` is (the bare option's value, the words it takes as a value after a space). Given bare, the
+    option takes the next word only when it is one of those words, so `--sbom .` builds `.`, and `--pull always`
+    still reads as podman users write it; `--opt=VALUE` always works. (typer 0.19 drops click's `flag_value`.)
     """
-    for param in command.params:
-        if isinstance(param, click.Option) and param.name in values:
-            param.flag_value = values[param.name]
-            param._flag_needs_value = True  # click reads it when it parses: the next word may be left alone
+    bare = {
+        opt: (value, frozenset(w.lower() for w in words))
+        for param in command.params
+        if isinstance(param, click.Option) and param.name in values
+        for opt in param.opts
+        for value, words in [values[param.name]]
+    }
+    if bare:
+        parse = command.parse_args
+
+        def parse_args(ctx: click.Context, args: list[str]) -> list[str]:
+            return parse(ctx, given_bare(args, bare))
+
+        command.parse_args = parse_args  # type: ignore[method-assign]
     for sub in getattr(command, "commands", {}).values():
         allow_bare(sub, values)
+
+
+def given_bare(args: Sequence[str], bare: Mapping[str, tuple[str, frozenset[str]]]) -> list[str]:
+    """ARGS with each bare option that is not followed by one of its words written `--opt=VALUE`."""
+    result: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return result + list(args[i:])
+        if arg in bare:
+            value, words = bare[arg]
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is None or following.lower() not in words:
+                arg = f"{arg}={value}"
+        result.append(arg)
+    return result
 
 
 class LazyCommands(TyperGroup):

@@ -11,12 +11,13 @@ import typer
 
 from imgfront.errors import UsageError
 from imgfront.modes import PushMode
+from imgfront.option_values import BOOL_WORDS
 from imgfront.options import AUTHFILE_HELP, TLS_VERIFY_HELP, parse_tls_verify
 
 TLS_VERIFY = typer.Option("--tls-verify", metavar="BOOL", help=TLS_VERIFY_HELP)
 AUTHFILE = typer.Option("--authfile", help=AUTHFILE_HELP)
 
-BARE_VALUES = {"tls_verify": "true"}  # cli/main.py's allow_bare
+BARE_VALUES = {"tls_verify": ("true", BOOL_WORDS)}  # cli/main.py's allow_bare
 login_app = typer.Typer(add_completion=False)
 logout_app = typer.Typer(add_completion=False)
 manifest_app = typer.Typer(

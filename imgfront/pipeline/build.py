@@ -137,7 +137,10 @@ class PipelineBuild:
         resolved = {p: resolve(self.pipeline, self.local, p, o.pull) for p in o.platforms}
         chosen = self._chosen_checkpoints(resolved)
         current = self._current(resolved)
-        if current is not None:
+        if current is not None and (o.sbom or o.provenance):
+            # The attestations are made from the build: every step comes from the cache, and the list stays.
+            self.progress.note("up to date, built again from the cache for --sbom / --provenance")
+        elif current is not None:
             return self._unchanged(*current)
         with tempfile.TemporaryDirectory(prefix="pipeline-", dir=rundir.current().path) as workdir:
             compiled = {

@@ -96,7 +96,14 @@ def stages(containerfile: str, target: str | None = None) -> tuple[list[Stage], 
     for source in dict.fromkeys(copied):
         key = names[int(source)] if source.isdigit() and int(source) < len(names) else source
         copied_stage = named.get(key)
-        if copied_stage is not None and key != final[0] and not copied_stage.name.isdigit():
+        # --target takes a name, so an unnamed stage cannot be built alone; one named twice (by name and index)
+        # is scanned once.
+        if (
+            copied_stage is not None
+            and key != final[0]
+            and not copied_stage.name.isdigit()
+            and copied_stage not in found
+        ):
             found.append(copied_stage)
     return found, list(dict.fromkeys(bases))
 
