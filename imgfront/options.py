@@ -1183,7 +1183,7 @@ def fit_engines(
         )
     for row in given_rows(o):
         for node in nodes:
-            check_support(row, node)
+            check_support(row, node, note)
     for node in nodes:
         check_cache_lists(o, node)
     return o
@@ -1217,10 +1217,12 @@ def given_rows(options: BuildOptions) -> list[Option]:
     return given
 
 
-def check_support(row: Option, node: NodeInfo) -> None:
-    """Refuse an option this node's engine lacks (unless the row drops it), or one its podman is too old for."""
+def check_support(row: Option, node: NodeInfo, note: Callable[[str], None]) -> None:
+    """Refuse an option this node's engine lacks (unless the row drops it: then say so), or one its podman is too
+    old for."""
     if row.support(node.driver) is None:
         if row.without is Unsupported.DROP:
+            note(f"{row.name} is not supported on {node.driver} nodes: {node.name}'s images are built without it")
             return
         raise UsageError(
             f"{row.name} is not supported on {node.driver} nodes ({node.name})",

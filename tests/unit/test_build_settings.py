@@ -217,7 +217,7 @@ def test_squash_is_refused_on_a_docker_node_without_experimental_features(contex
 
 def test_a_setting_docker_lacks_is_refused_on_docker_nodes_naming_node_and_option(context: Path) -> None:
     options = resolve({"context": str(context), "ulimit": ["nofile=512"], "shm_size": "64m"}).options
-    check_support(OPTIONS_BY_DEST["shm_size"], DOCKER)
+    check_support(OPTIONS_BY_DEST["shm_size"], DOCKER, lambda _: None)
     with pytest.raises(UsageError) as refused:
         fit_engines(options, "podman", True, [PODMAN, DOCKER], lambda _: None)
     assert refused.value.message == "--ulimit is not supported on docker nodes (dock)"
@@ -249,4 +249,4 @@ def test_volume_is_checked_here_and_refused_on_a_podman_older_than_4_4() -> None
             parse_volumes([bad])
     old = NodeInfo("old", "podman", "4.3.1", "4.3.1", (AMD64,), (), False, "overlay", "unix:///x")
     with pytest.raises(UsageError, match=r"--volume needs podman 4\.4 or newer; node old runs 4\.3\.1"):
-        check_support(OPTIONS_BY_DEST["volume"], old)
+        check_support(OPTIONS_BY_DEST["volume"], old, lambda _: None)

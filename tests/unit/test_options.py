@@ -134,26 +134,28 @@ VOLUME = Option(("--volume",), "volume", list[str] | None, "x", podman="volume",
 
 
 def test_an_option_an_engine_lacks_is_refused_on_its_nodes_naming_the_node() -> None:
-    check_support(PODMAN_ONLY, PODMAN4)
+    check_support(PODMAN_ONLY, PODMAN4, lambda _: None)
     with pytest.raises(UsageError) as refused:
-        check_support(PODMAN_ONLY, DOCKER)
+        check_support(PODMAN_ONLY, DOCKER, lambda _: None)
     assert refused.value.message == "--podman-thing is not supported on docker nodes (dock)"
 
 
 def test_an_option_newer_than_a_nodes_podman_is_refused_with_both_versions() -> None:
     assert VOLUME.podman_since == (4, 4)  # from engines/build_params.py's table, the one place versions live
-    check_support(VOLUME, PODMAN5)
-    check_support(VOLUME, DOCKER)
+    check_support(VOLUME, PODMAN5, lambda _: None)
+    check_support(VOLUME, DOCKER, lambda _: None)
     with pytest.raises(UsageError) as refused:
-        check_support(VOLUME, PODMAN4)
+        check_support(VOLUME, PODMAN4, lambda _: None)
     assert refused.value.message == "--volume needs podman 4.4 or newer; node old runs 4.3.1"
 
 
-def test_annotations_are_dropped_on_docker_as_before(context: Path) -> None:
+def test_annotations_are_dropped_on_docker_with_a_note(context: Path) -> None:
     options = resolved(context, annotation=["a=b"], label=["l=m"]).options
     assert OPTIONS_BY_DEST["annotation"] in given_rows(options)
     assert OPTIONS_BY_DEST["annotation"].without is Unsupported.DROP
-    assert fit(options, PODMAN4, True, PODMAN4, DOCKER)[0] == options
+    fitted, notes = fit(options, PODMAN4, True, PODMAN4, DOCKER)
+    assert fitted == options
+    assert notes == [f"--annotation is not supported on docker nodes: {DOCKER.name}'s images are built without it"]
     assert OPTIONS_BY_DEST["no_cache"] not in given_rows(options)
     assert OPTIONS_BY_DEST["no_cache"] in given_rows(replace(options, no_cache=True))
 

@@ -121,7 +121,7 @@ def test_docker_nodes_refuse_secrets_naming_the_node(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as refused:
         fit_engines(options, "podman", True, [PODMAN4, DOCKER], print)
     assert refused.value.message == "--secret is not supported on docker nodes (dock)"
-    check_support(OPTIONS_BY_DEST["secret"], PODMAN4)
+    check_support(OPTIONS_BY_DEST["secret"], PODMAN4, lambda _: None)
 
 
 @pytest.mark.parametrize(
