@@ -27,7 +27,7 @@ from imgfront.engines.base import (
     PackedContext,
     SilentEvents,
 )
-from imgfront.errors import BuildFailed, ImgfrontError, Interrupted, UsageError
+from imgfront.errors import LOG_TAIL, BuildFailed, ImgfrontError, Interrupted, PlatformBuildError, UsageError
 from imgfront.oci.push import push_list
 from imgfront.pipeline.checkpoints import Checkpoint, resume_points, select
 from imgfront.pipeline.compile import OUTPUT_ID_LABEL, CompiledPipeline, compile_pipeline
@@ -242,7 +242,8 @@ class PipelineBuild:
             verify(self.local, report)
             self.local.tag_image(report.image_id, name)
         except ImgfrontError as e:
-            tail = "".join(f"\n  | {line}" for line in getattr(e, "log_tail", ())[-10:])
+            lines = e.log_tail[-LOG_TAIL:] if isinstance(e, PlatformBuildError) else ()
+            tail = "".join(f"\n  | {line}" for line in lines)
             raise BuildFailed(
                 f"{platform}: committing checkpoint {name} failed (the image itself was built): {e.message}{tail}"
             ) from None

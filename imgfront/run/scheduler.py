@@ -93,8 +93,7 @@ def run_plan(
                         current = reassign(a.platform, dead)
                     except ImgfrontError as e:
                         reason = e.message if reassign is None else f"no other node can build {a.platform}"
-                        tail = getattr(loss, "log_tail", ())
-                        raise PlatformBuildError(f"{loss}; {reason}", tail) from loss
+                        raise PlatformBuildError(f"{loss}; {reason}", loss.log_tail) from loss
                     progress.note(f"{a.label}: node lost, building on {current.node} ({current.mode.value})")
                 try:
                     return current, builders[current.node].build(request_for(current), _Events(progress, a), cancel)
