@@ -19,6 +19,7 @@ from pathlib import Path
 
 from imgfront.engines.base import BuildRequest, Cancellation, ImageBuilder, PackedContext, SilentEvents
 from imgfront.errors import ImgfrontError
+from imgfront.modes import PullPolicy
 from imgfront.platforms import Arch, Platform
 from imgfront.util import rundir
 from imgfront.util.files import cache_home
@@ -136,7 +137,9 @@ def probe_node(builder: ImageBuilder, candidates: Iterable[Platform], node_key: 
                 continue
             tar = Path(workdir) / f"{platform.slug}.tar"
             tar.write_bytes(probe_context(platform))
-            request = BuildRequest(PackedContext(tar, "Containerfile", tar.stat().st_size), platform, pull="never")
+            request = BuildRequest(
+                PackedContext(tar, "Containerfile", tar.stat().st_size), platform, pull=PullPolicy.NEVER
+            )
             try:
                 report = builder.build(request, SilentEvents(), Cancellation())
             except ImgfrontError:

@@ -21,6 +21,7 @@ from imgfront.model import ImageInfo as ImageInfo
 from imgfront.model import ListInfo as ListInfo
 from imgfront.model import NodeInfo as NodeInfo
 from imgfront.model import Secret
+from imgfront.modes import PullPolicy
 from imgfront.platforms import Platform
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class BuildRequest:
     annotations: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
-    pull: str = "missing"  # always | missing | never | newer, as podman's --pull
+    pull: PullPolicy = PullPolicy.MISSING  # as podman's --pull
     named_contexts: tuple[NamedContext, ...] = ()
     secrets: tuple[Secret, ...] = ()  # sent with the context at send time, never written to disk
     # The registry build cache: repositories (registry/path), podman's TTL, and how to reach their registries.

@@ -48,6 +48,7 @@ from imgfront.engines.docker_scratch import base_name, empty_image, read_contain
 from imgfront.engines.registry import EngineSettings
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.modes import PullPolicy
 from imgfront.nodes.connections import Connection
 from imgfront.oci.client import push_failure
 from imgfront.platforms import Platform
@@ -384,7 +385,7 @@ class DockerBuilder(ImageBuilder):
         context stays as it is, and the rewritten Containerfile is added to the upload under a name of its own.
         """
         context = request.context
-        as_packed = _Upload(context.containerfile, pull=request.pull in ("always", "newer"))
+        as_packed = _Upload(context.containerfile, pull=request.pull in (PullPolicy.ALWAYS, PullPolicy.NEWER))
         if request.platform in self.info().native:
             return as_packed
         text = read_containerfile(context.tar, context.containerfile)

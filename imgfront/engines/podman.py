@@ -46,6 +46,7 @@ from imgfront.engines.service import PrivateService
 from imgfront.engines.streams import parse_version, shut_down, stream_broken, timed_out
 from imgfront.engines.upload import with_secrets
 from imgfront.errors import Cancelled, EngineError, NodeLost, PlatformBuildError, UsageError
+from imgfront.modes import PullPolicy
 from imgfront.nodes.connections import Connection
 from imgfront.oci.client import cause_hint, push_failure, redact
 from imgfront.oci.index import assumed_list, stored_list
@@ -327,7 +328,7 @@ class PodmanBuilder(ImageBuilder):
                 context=context.folder,
                 platform=request.platform,
                 labels={NAMED_CONTEXT_LABEL: label},
-                pull="never",
+                pull=PullPolicy.NEVER,
                 settings={"layers": False},  # one image, no labelled intermediate, no other run's to build on
             )
             try:

@@ -28,6 +28,7 @@ from imgfront.engines.base import (
     SilentEvents,
 )
 from imgfront.errors import LOG_TAIL, BuildFailed, ImgfrontError, Interrupted, PlatformBuildError, UsageError
+from imgfront.modes import PullPolicy
 from imgfront.oci.push import push_list
 from imgfront.pipeline.checkpoints import Checkpoint, resume_points, select
 from imgfront.pipeline.compile import OUTPUT_ID_LABEL, CompiledPipeline, compile_pipeline
@@ -229,7 +230,7 @@ class PipelineBuild:
             labels=o.labels,
             annotations=o.annotations,
             target=checkpoint.target,
-            pull="missing",  # the main build has just brought every base here
+            pull=PullPolicy.MISSING,  # the main build has just brought every base here
             settings=o.settings,  # as the main build had them, or its layers would not be the cache's
         )
 
