@@ -294,3 +294,46 @@ def test_remote_podman_and_docker_nodes_attest_their_own_builds(
                 assert internal["engineVersion"] == version
             else:
                 assert internal["engineVersion"].startswith("20.")
+
+
+@pytest.mark.parametrize("mode", [("--push", "--push-from-nodes"), ("--push-by-digest",)], ids=["nodes", "digest"])
+def test_pushed_from_the_nodes_each_image_gets_its_own(
+    mode, podman_node, registry, make_context, run_imgfront, emulation_ready, tmp_path
+):
+    """The nodes push their images themselves; the attestations follow each one, by the digest it has there."""
+    env = {**podman_node.env, "XDG_DATA_HOME": os.fspath(tmp_path / "data")}
+    authfile = registry.write_auth_file(tmp_path / "auth.json")
+    repository = f"attest/{mode[-1].replace('-', '')}-{podman_node.major}"
+    meta = tmp_path / "meta.json"
+    tag = f"{registry.url}/{repository}" + (":1" if "--push" in mode else "")
+    result = run_imgfront(
+        [
+            "build",
+            "--platform",
+            ",".join(PLATFORMS),
+            "-t",
+            tag,
+            *mode,
+            "--tls-verify=false",
+            "--authfile",
+            authfile,
+            "--sbom",
+            "--provenance",
+            "--metadata-file",
+            meta,
+            make_context(BUSYBOX_CONTAINERFILE + "RUN echo nodes > /nodes\n"),
+        ],
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(meta.read_text())
+    client = RegistryClient(registry.url, Credentials(registry.user, registry.password), tls_verify=False)
+    with client:
+        for build in data["imgfront.builds"]:
+            digest = build["pushed_digest"]
+            found = {a["artifactType"] for a in find_referrers(client, repository, digest)}
+            assert found == {SBOM_TYPE, PROVENANCE_TYPE}, build
+            (provenance,) = find_referrers(client, repository, digest, PROVENANCE_TYPE)
+            statement = json.loads(fetch_document(client, repository, provenance["digest"]))
+            assert statement["subject"][0]["digest"]["sha256"] == digest.partition(":")[2]
+    assert {a["where"] for a in data["imgfront.attestations"]} == {f"docker://{tag}"}
