@@ -149,3 +149,40 @@ def test_the_build_step_passes_sbom_and_provenance_as_options(
     args = record.read_text().splitlines()
     assert args[0] == "build"
     assert [a for a in args if a.startswith(("--sbom", "--provenance"))] == flags
+
+
+def test_extra_args_go_to_imgfront_one_argument_a_line(tmp_path: Path) -> None:
+    fake = tmp_path / "imgfront"
+    fake.write_text(RECORDING_IMGFRONT)
+    fake.chmod(0o755)
+    record = tmp_path / "args"
+    extra = "--memory=1g\n  --dns=10.0.0.1 \n\n--env=GREETING=hello world\r\n--label=$(touch /tmp/x)\n"
+    result = run_action(
+        ROOT,
+        {"tags": "localhost/app:1", "extra-args": extra},
+        env={"PATH": os.environ["PATH"], "RECORD": str(record)},
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "temp",
+        only={"mask", "inputs", "build"},
+        stand_in={"install": {"imgfront": str(fake), "python": sys.executable}},
+    )
+    assert result.ok, result.log()
+    args = record.read_text().splitlines()
+    assert ["--memory=1g", "--dns=10.0.0.1", "--env=GREETING=hello world", "--label=$(touch /tmp/x)"] == [
+        a for a in args if a.startswith(("--memory", "--dns", "--env", "--label"))
+    ]
+    assert args[-1] == "."  # the context stays last
+
+
+def test_an_extra_args_line_that_is_not_an_option_fails_with_exit_code_2(tmp_path: Path) -> None:
+    result = run_action(
+        ROOT,
+        {"extra-args": "--memory\n1g"},
+        env={"PATH": os.environ["PATH"]},
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "temp",
+        only={"mask", "inputs", "build"},
+        stand_in={"install": {"imgfront": "/bin/false", "python": sys.executable}},
+    )
+    assert result.exit_code == 2
+    assert any("input extra-args takes options" in text for kind, text in result.annotations if kind == "error")
