@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
-BINFMT_MISC = Path("/proc/sys/fs/binfmt_misc")
-AARCH64_ELF_MAGIC = "7f454c460201010000000000000000000200b700"
 
 if TYPE_CHECKING:
     from integration.services.podman_node import PodmanNode
@@ -26,27 +24,10 @@ if TYPE_CHECKING:
 
 def aarch64_handler() -> Path | None:
     """The binfmt_misc entry of an enabled qemu-aarch64 handler with flag F, which containers (the node) need."""
-    try:
-        if (BINFMT_MISC / "status").read_text().strip() != "enabled":
-            return None
-        entries = sorted(BINFMT_MISC.iterdir())
-    except OSError:
-        return None
-    for entry in entries:
-        if entry.name in ("register", "status"):
-            continue
-        try:
-            lines = entry.read_text().splitlines()
-        except OSError:
-            continue
-        fields = {key.rstrip(":"): value for key, _, value in (line.partition(" ") for line in lines[1:])}
-        if (
-            lines[:1] == ["enabled"]
-            and fields.get("magic", "").startswith(AARCH64_ELF_MAGIC)
-            and "F" in fields.get("flags", "")
-        ):
-            return entry
-    return None
+    from imgfront.emulation.binfmt import working_handler
+    from imgfront.platforms import Platform
+
+    return working_handler(Platform.parse("linux/arm64"))
 
 
 def host_podman_version() -> str:

@@ -53,6 +53,9 @@ from integration.services.podman_other import OtherPodman, ServiceError, other_n
 from integration.services.registry import RegistryServer, run_registry
 from integration.services.sshd import Sshd, run_sshd
 
+from imgfront.emulation.binfmt import working_handler
+from imgfront.platforms import Platform
+
 # imgfront keeps its private podman service for a while after a run (engines/service.py). Every service a test
 # starts is stopped by its PID, so none is kept here unless a test asks for it and stops it itself.
 os.environ.setdefault("IMGFRONT_SERVICE_LINGER", "0")
@@ -63,8 +66,6 @@ IMGFRONT_TIMEOUT = 540.0  # below pytest-timeout's 600 s, so the subprocess's ow
 
 BINFMT_MISC = Path("/proc/sys/fs/binfmt_misc")
 QEMU_AARCH64_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
-# ELF64, little endian, e_machine 183 (EM_AARCH64): the magic every qemu-aarch64 registration uses.
-AARCH64_ELF_MAGIC = "7f454c460201010000000000000000000200b700"
 
 
 # --- busybox -------------------------------------------------------------------------------------
@@ -267,24 +268,7 @@ def _binfmt_mounted() -> bool:
 
 def _aarch64_handler() -> Path | None:
     """The binfmt_misc entry of an enabled aarch64 handler with flag F (fix binary), if one is registered."""
-    if (BINFMT_MISC / "status").read_text().strip() != "enabled":
-        return None
-    for entry in sorted(BINFMT_MISC.iterdir()):
-        if entry.name in ("register", "status"):
-            continue
-        try:
-            lines = entry.read_text().splitlines()
-        except OSError:
-            continue
-        # Lines read "interpreter /path", "flags: OCF", "magic 7f45...".
-        fields = {key.rstrip(":"): value for key, _, value in (line.partition(" ") for line in lines[1:])}
-        if (
-            lines[:1] == ["enabled"]
-            and fields.get("magic", "").startswith(AARCH64_ELF_MAGIC)
-            and "F" in fields.get("flags", "")
-        ):
-            return entry
-    return None
+    return working_handler(Platform.parse("linux/arm64"), BINFMT_MISC)
 
 
 def _register_aarch64() -> str | None:

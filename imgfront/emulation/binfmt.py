@@ -118,6 +118,21 @@ def read_handlers(root: Path = BINFMT_MISC) -> list[Handler]:
     return handlers
 
 
+def working_handler(platform: Platform, root: Path = BINFMT_MISC) -> Path | None:
+    """The entry of an enabled handler for PLATFORM's binaries with flag F (what containers need), if any."""
+    try:
+        if (root / "status").read_text().strip() != "enabled":
+            return None
+        handlers = read_handlers(root)
+    except (OSError, ImgfrontError):
+        return None
+    for handler in handlers:
+        found = handler.platform
+        if handler.enabled and handler.fix_binary and found is not None and found.arch == platform.arch:
+            return root / handler.name
+    return None
+
+
 @dataclass(frozen=True)
 class RegisterLine:
     """A line for `register` as `binfmt.d` files hold it: `:name:type:offset:magic:mask:interpreter:flags`."""

@@ -168,8 +168,11 @@ def test_extra_args_go_to_imgfront_one_argument_a_line(tmp_path: Path) -> None:
     )
     assert result.ok, result.log()
     args = record.read_text().splitlines()
-    assert ["--memory=1g", "--dns=10.0.0.1", "--env=GREETING=hello world", "--label=$(touch /tmp/x)"] == [
-        a for a in args if a.startswith(("--memory", "--dns", "--env", "--label"))
+    assert [a for a in args if a.startswith(("--memory", "--dns", "--env", "--label"))] == [
+        "--memory=1g",
+        "--dns=10.0.0.1",
+        "--env=GREETING=hello world",
+        "--label=$(touch /tmp/x)",
     ]
     assert args[-1] == "."  # the context stays last
 

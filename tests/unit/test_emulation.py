@@ -27,6 +27,7 @@ from imgfront.emulation import (
     read_handlers,
     status,
 )
+from imgfront.emulation.binfmt import working_handler
 from imgfront.errors import ImgfrontError, UsageError
 from imgfront.platforms import Platform
 
@@ -418,3 +419,12 @@ def test_install_mounts_and_registers_in_a_private_binfmt_misc(tmp_path: Path) -
     out = json.loads(done.stdout)
     assert out["actions"] == ["registered", "re-registered", "already-present"]
     assert out["flags"] == {"qemu-loongarch64": "POF", "qemu-riscv64": "POF"}
+
+
+def test_working_handler_is_an_enabled_one_with_flag_f_for_the_platform(proc: Path) -> None:
+    assert working_handler(ARM64, proc) == proc / "qemu-aarch64"
+    assert working_handler(Platform.parse("linux/loong64"), proc) is None  # registered without F
+    assert working_handler(Platform.parse("linux/mips64le"), proc) is None  # disabled
+    (proc / "status").write_text("disabled\n")
+    assert working_handler(ARM64, proc) is None  # binfmt_misc itself switched off
+    assert working_handler(ARM64, proc / "missing") is None
