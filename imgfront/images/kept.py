@@ -2,8 +2,9 @@
 
 They are kept as a registry would keep them, under the user's data folder (`$XDG_DATA_HOME/imgfront/attestations`):
 a BlobStore of artifact manifests and documents (images/artifacts.py), and, per subject, its referrers index as
-`referrers/sha256-<hex>.json`. Everything is content-addressed by the local image's manifest digest, so one folder
-serves every store and engine, and a second build of the same image adds nothing.
+`referrers/sha256-<hex>.json`. Everything is found by the local image's manifest digest, so one folder serves every
+store and engine; a later build of the same image replaces its documents of each type in the index (their blobs
+stay). Two builds of one image at once may each write the index: the last one's entries are kept.
 """
 
 from __future__ import annotations

@@ -256,14 +256,15 @@ class Attester:
                 digest = None  # an engine that cannot say (Docker), or a base named by a build arg
             resolved.append(Base(base, digest))
         epoch = r.source_date_epoch
+        context = _sha256_file(packed.tar)
         invocation = self._invocation
         if epoch is not None:  # the statement must not change from run to run
-            invocation = hashlib.sha256(f"{_sha256_file(packed.tar)} {epoch}".encode()).hexdigest()[:32]
+            invocation = hashlib.sha256(f"{context} {epoch}".encode()).hexdigest()[:32]
         return BuildFacts(
             platform=report.platform,
             containerfile=packed.containerfile,
             containerfile_digest=f"sha256:{hashlib.sha256(text.encode()).hexdigest()}",
-            context_digest=f"sha256:{_sha256_file(packed.tar)}",
+            context_digest=f"sha256:{context}",
             node=report.node,
             engine=info.driver,
             engine_version=info.server_version,
