@@ -284,12 +284,11 @@ def parse_provenance(value: str | None) -> str | None:
     if value is None:
         return None
     text = value.strip().lower()
-    modes = PROVENANCE_MODES
-    if text not in modes:
+    if text not in PROVENANCE_MODES:
         raise UsageError(
             f"invalid --provenance value {value!r}", hint="use --provenance, --provenance=mode=max or =false"
         )
-    return modes[text]
+    return PROVENANCE_MODES[text]
 
 
 def refuse_ssh(items: list[str] | None) -> None:

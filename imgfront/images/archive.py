@@ -42,3 +42,12 @@ def file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as source:
         while chunk := source.read(CHUNK):
             yield chunk
+
+
+def archive_chunks(store: BlobStore, manifest: Descriptor, path: Path) -> Iterator[bytes]:
+    """The image as an oci-archive stream (write_archive's), written to `path` first and removed after."""
+    write_archive(store, manifest, path)
+    try:
+        yield from file_chunks(path)
+    finally:
+        path.unlink()

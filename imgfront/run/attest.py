@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from imgfront import __version__
@@ -36,7 +35,7 @@ from imgfront.engines.base import (
 )
 from imgfront.engines.docker_scratch import instructions
 from imgfront.errors import EngineError, ImgfrontError
-from imgfront.images.archive import file_chunks, write_archive
+from imgfront.images.archive import archive_chunks
 from imgfront.images.artifacts import KIND_ANNOTATION, KINDS, Attestation, add_artifact, document_digest
 from imgfront.images.blobs import OCI_MANIFEST, BlobStore, Descriptor
 from imgfront.images.kept import KeptAttestations
@@ -48,7 +47,7 @@ from imgfront.oci.push import Pushed, PushOptions
 from imgfront.oci.references import parse_reference
 from imgfront.oci.referrers import push_artifacts
 from imgfront.platforms import Platform
-from imgfront.util.readahead import read_ahead
+from imgfront.run.reproducible import export_into
 
 _SCRATCH = "scratch"
 _FROM_FLAG = re.compile(r"^--from=(.+)$", re.IGNORECASE)
@@ -179,14 +178,7 @@ class Attester:
             return dict(pool.map(one, reports))
 
     def _export(self, report: BuildReport) -> Descriptor:
-        where = f"{report.platform}@{report.node}"
-        try:
-            exported = self.store.import_archive(
-                read_ahead(self.builders[report.node].export_image(report.image_id, oci=True))
-            )
-        except OSError as e:
-            raise EngineError(f"{where}: exporting the image failed: {e}") from e
-        return replace(exported, platform=report.platform)
+        return export_into(self.store, self.builders[report.node], report)
 
     def make(self, pairs: Sequence[tuple[BuildReport, Descriptor]]) -> None:
         """Every platform's attestations, at once: each build as its node made it, with its image in the store
@@ -256,7 +248,8 @@ class Attester:
                 digest = None  # an engine that cannot say (Docker), or a base named by a build arg
             resolved.append(Base(base, digest))
         epoch = r.source_date_epoch
-        context = _sha256_file(packed.tar)
+        with packed.tar.open("rb") as tar:
+            context = hashlib.file_digest(tar, "sha256").hexdigest()
         invocation = self._invocation
         if epoch is not None:  # the statement must not change from run to run
             invocation = hashlib.sha256(f"{context} {epoch}".encode()).hexdigest()[:32]
@@ -345,18 +338,5 @@ class Attester:
 
     def archive(self, report: BuildReport) -> Iterator[bytes]:
         """The exported image of a report, as an oci-archive stream (file outputs read it here, not again)."""
-        image = self.images[report.platform]
         path = self.store.root / f"{report.platform.slug}.out.tar"
-        write_archive(self.store, image, path)
-        try:
-            yield from file_chunks(path)
-        finally:
-            path.unlink()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return archive_chunks(self.store, self.images[report.platform], path)

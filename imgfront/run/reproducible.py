@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from imgfront.engines.base import BuildReport, ImageBuilder
 from imgfront.errors import EngineError, ImgfrontError
-from imgfront.images.archive import file_chunks, write_archive
+from imgfront.images.archive import archive_chunks, file_chunks, write_archive
 from imgfront.images.blobs import BlobStore, Descriptor
 from imgfront.images.normalise import normalise
 from imgfront.util import signals
@@ -48,12 +48,7 @@ class Normaliser:
 
     def _one(self, report: BuildReport, load: bool) -> BuildReport:
         where = f"{report.platform}@{report.node}"
-        export = self.builders[report.node].export_image(report.image_id, oci=True)
-        try:
-            exported = self.store.import_archive(read_ahead(export))
-        except OSError as e:
-            raise EngineError(f"{where}: exporting the image failed: {e}") from e
-        image = normalise(self.store, replace(exported, platform=report.platform), self.epoch)
+        image = normalise(self.store, export_into(self.store, self.builders[report.node], report), self.epoch)
         image_id = self.store.json(image.digest)["config"]["digest"].partition(":")[2]
         self.images[image_id] = image
         if load:
@@ -81,18 +76,22 @@ class Normaliser:
 
     def archive(self, report: BuildReport) -> Iterator[bytes]:
         """The normalised image of a report `run` returned, as an oci-archive stream (for file outputs)."""
-        image = self.images[report.image_id]
         path = self.store.root / f"{report.image_id}-{report.platform.slug}.out.tar"
-        write_archive(self.store, image, path)
-        try:
-            yield from file_chunks(path)
-        finally:
-            path.unlink()
+        return archive_chunks(self.store, self.images[report.image_id], path)
 
     def remove_imported(self) -> None:
         for image_id in self.imported:
             with contextlib.suppress(ImgfrontError):
                 self.local.remove_image(image_id, force=False)
+
+
+def export_into(store: BlobStore, builder: ImageBuilder, report: BuildReport) -> Descriptor:
+    """A report's image exported from the node that built it into `store` (read ahead), with its platform."""
+    try:
+        exported = store.import_archive(read_ahead(builder.export_image(report.image_id, oci=True)))
+    except OSError as e:
+        raise EngineError(f"{report.platform}@{report.node}: exporting the image failed: {e}") from e
+    return replace(exported, platform=report.platform)
 
 
 def descriptors(normaliser: Normaliser, reports: Sequence[BuildReport]) -> list[Descriptor]:
