@@ -6,23 +6,42 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 import yaml
-from action_runner import run_action
+from action_runner import ActionResult, run_action
 
 ROOT = Path(__file__).resolve().parents[2]
+INPUTS = {"mask", "inputs"}
+BUILD = {"mask", "inputs", "build"}
+
+
+def run_steps(
+    tmp_path: Path,
+    inputs: Mapping[str, object],
+    steps: set[str],
+    env: dict[str, str] | None = None,
+    stand_in: dict[str, dict[str, str]] | None = None,
+) -> ActionResult:
+    """The action's STEPS run with INPUTS in a workspace and runner temp of the test's own."""
+    return run_action(
+        ROOT,
+        inputs,
+        env={"PATH": os.environ["PATH"], **(env or {})},
+        workspace=tmp_path / "workspace",
+        runner_temp=tmp_path / "temp",
+        only=steps,
+        stand_in=stand_in,
+    )
 
 
 def test_add_hosts_split_at_commas_and_newlines_and_ulimits_at_newlines(tmp_path: Path) -> None:
-    result = run_action(
-        ROOT,
+    result = run_steps(
+        tmp_path,
         {"add-hosts": "a.test:10.0.0.1, b.test:10.0.0.2\nc.test:10.0.0.3\n", "ulimit": "nofile=512:1024\n nproc=64 \n"},
-        env={"PATH": os.environ["PATH"]},
-        workspace=tmp_path / "workspace",
-        runner_temp=tmp_path / "temp",
-        only={"mask", "inputs"},
+        INPUTS,
     )
     assert result.ok, result.log()
     outputs = result.step("inputs").outputs
@@ -45,13 +64,8 @@ def test_the_build_step_passes_each_input_as_its_option() -> None:
 
 
 def test_build_contexts_split_into_name_src_lines(tmp_path: Path) -> None:
-    result = run_action(
-        ROOT,
-        {"build-contexts": "extra=./a,base=docker-image://alpine:3\nweb=https://e.example/c.tar"},
-        env={"PATH": os.environ["PATH"]},
-        workspace=tmp_path / "workspace",
-        runner_temp=tmp_path / "temp",
-        only={"mask", "inputs"},
+    result = run_steps(
+        tmp_path, {"build-contexts": "extra=./a,base=docker-image://alpine:3\nweb=https://e.example/c.tar"}, INPUTS
     )
     assert result.ok, result.log()
     assert result.step("inputs").outputs["build-contexts"].splitlines() == [
@@ -73,14 +87,7 @@ def test_build_contexts_split_into_name_src_lines(tmp_path: Path) -> None:
 def test_sbom_and_provenance_take_build_push_actions_values(
     tmp_path: Path, inputs: dict[str, object], sbom: str, provenance: str
 ) -> None:
-    result = run_action(
-        ROOT,
-        inputs,
-        env={"PATH": os.environ["PATH"]},
-        workspace=tmp_path / "workspace",
-        runner_temp=tmp_path / "temp",
-        only={"mask", "inputs"},
-    )
+    result = run_steps(tmp_path, inputs, INPUTS)
     assert result.ok, result.log()
     outputs = result.step("inputs").outputs
     assert (outputs["sbom"], outputs["provenance"]) == (sbom, provenance)
@@ -98,14 +105,7 @@ def test_sbom_and_provenance_take_build_push_actions_values(
 def test_other_sbom_and_provenance_values_fail_with_exit_code_2(
     tmp_path: Path, inputs: dict[str, str], message: str
 ) -> None:
-    result = run_action(
-        ROOT,
-        inputs,
-        env={"PATH": os.environ["PATH"]},
-        workspace=tmp_path / "workspace",
-        runner_temp=tmp_path / "temp",
-        only={"mask", "inputs"},
-    )
+    result = run_steps(tmp_path, inputs, INPUTS)
     assert result.exit_code == 2
     assert any(message in text for kind, text in result.annotations if kind == "error"), result.annotations
 
@@ -120,6 +120,18 @@ done
 """
 
 
+def recorded_build(tmp_path: Path, inputs: Mapping[str, object]) -> list[str]:
+    """The arguments imgfront got from the build step, run with INPUTS and RECORDING_IMGFRONT installed."""
+    fake = tmp_path / "imgfront"
+    fake.write_text(RECORDING_IMGFRONT)
+    fake.chmod(0o755)
+    record = tmp_path / "args"
+    stand_in = {"install": {"imgfront": str(fake), "python": sys.executable}}
+    result = run_steps(tmp_path, inputs, BUILD, env={"RECORD": str(record)}, stand_in=stand_in)
+    assert result.ok, result.log()
+    return record.read_text().splitlines()
+
+
 @pytest.mark.parametrize(
     ("inputs", "flags"),
     [
@@ -132,42 +144,14 @@ done
 def test_the_build_step_passes_sbom_and_provenance_as_options(
     tmp_path: Path, inputs: dict[str, str], flags: list[str]
 ) -> None:
-    fake = tmp_path / "imgfront"
-    fake.write_text(RECORDING_IMGFRONT)
-    fake.chmod(0o755)
-    record = tmp_path / "args"
-    result = run_action(
-        ROOT,
-        {**inputs, "tags": "localhost/app:1"},
-        env={"PATH": os.environ["PATH"], "RECORD": str(record)},
-        workspace=tmp_path / "workspace",
-        runner_temp=tmp_path / "temp",
-        only={"mask", "inputs", "build"},
-        stand_in={"install": {"imgfront": str(fake), "python": sys.executable}},
-    )
-    assert result.ok, result.log()
-    args = record.read_text().splitlines()
+    args = recorded_build(tmp_path, {**inputs, "tags": "localhost/app:1"})
     assert args[0] == "build"
     assert [a for a in args if a.startswith(("--sbom", "--provenance"))] == flags
 
 
 def test_extra_args_go_to_imgfront_one_argument_a_line(tmp_path: Path) -> None:
-    fake = tmp_path / "imgfront"
-    fake.write_text(RECORDING_IMGFRONT)
-    fake.chmod(0o755)
-    record = tmp_path / "args"
     extra = "--memory=1g\n  --dns=10.0.0.1 \n\n--env=GREETING=hello world\r\n--label=$(touch /tmp/x)\n"
-    result = run_action(
-        ROOT,
-        {"tags": "localhost/app:1", "extra-args": extra},
-        env={"PATH": os.environ["PATH"], "RECORD": str(record)},
-        workspace=tmp_path / "workspace",
-        runner_temp=tmp_path / "temp",
-        only={"mask", "inputs", "build"},
-        stand_in={"install": {"imgfront": str(fake), "python": sys.executable}},
-    )
-    assert result.ok, result.log()
-    args = record.read_text().splitlines()
+    args = recorded_build(tmp_path, {"tags": "localhost/app:1", "extra-args": extra})
     assert [a for a in args if a.startswith(("--memory", "--dns", "--env", "--label"))] == [
         "--memory=1g",
         "--dns=10.0.0.1",
@@ -178,14 +162,7 @@ def test_extra_args_go_to_imgfront_one_argument_a_line(tmp_path: Path) -> None:
 
 
 def test_an_extra_args_line_that_is_not_an_option_fails_with_exit_code_2(tmp_path: Path) -> None:
-    result = run_action(
-        ROOT,
-        {"extra-args": "--memory\n1g"},
-        env={"PATH": os.environ["PATH"]},
-        workspace=tmp_path / "workspace",
-        runner_temp=tmp_path / "temp",
-        only={"mask", "inputs", "build"},
-        stand_in={"install": {"imgfront": "/bin/false", "python": sys.executable}},
-    )
+    stand_in = {"install": {"imgfront": "/bin/false", "python": sys.executable}}
+    result = run_steps(tmp_path, {"extra-args": "--memory\n1g"}, BUILD, stand_in=stand_in)
     assert result.exit_code == 2
     assert any("input extra-args takes options" in text for kind, text in result.annotations if kind == "error")

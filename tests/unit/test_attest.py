@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from test_provenance import facts  # the provenance tests' BuildFacts
 from tiny_image import tiny_image
 
 from imgfront.cli.main import load_command
 from imgfront.errors import UsageError
 from imgfront.images.artifacts import SBOM_TYPE, Attestation
 from imgfront.images.blobs import BlobStore, Descriptor
-from imgfront.images.provenance import BuildFacts
 from imgfront.model import BuildReport
 from imgfront.oci.referrers import find_layout_referrers, layout_document
 from imgfront.options import parse_provenance, parse_sbom
@@ -111,39 +111,20 @@ def test_a_single_stage_or_a_half_written_file_has_no_stage_to_scan() -> None:
     assert stages("FROM a AS x\nFROM scratch\nCOPY --from=x --chown=1 /a /a\n")[0][0].name == "x"
 
 
-def facts(platform: Platform, **changes: object) -> BuildFacts:
-    values: dict[str, object] = {
-        "platform": platform,
-        "containerfile": "Containerfile",
-        "containerfile_digest": "sha256:" + "1" * 64,
-        "context_digest": "sha256:" + "2" * 64,
-        "node": "local",
-        "engine": "podman",
-        "engine_version": "4.3.1",
-        "imgfront_version": "0.1.0",
-        "invocation": "run",
-        "build_args": {"TOKEN": "s3cr3t", "GREETING": "hi"},
-        "mode": "max",
-    }
-    values.update(changes)
-    return BuildFacts(**values)  # type: ignore[arg-type]
-
-
 def test_each_subject_gets_its_own_statement_and_the_same_sbom() -> None:
-    made = Made(AMD64, sbom=b'{"spdxVersion":"SPDX-2.3"}', facts=facts(AMD64), secrets=("s3cr3t",))
+    made = Made(AMD64, sbom=b'{"spdxVersion":"SPDX-2.3"}', facts=facts(platform=AMD64), secrets=("hunter2",))
     here, there = made.for_subject("app", "sha256:" + "a" * 64), made.for_subject("app", "sha256:" + "b" * 64)
     assert [a.kind for a in here] == ["sbom", "provenance"]
     assert here[0] == there[0]
     statements = [json.loads(a.data) for a in (here[1], there[1])]
     assert [s["subject"][0]["digest"]["sha256"][0] for s in statements] == ["a", "b"]
     args = statements[0]["predicate"]["buildDefinition"]["externalParameters"]["buildArgs"]
-    assert args["GREETING"] == "hi" and "s3cr3t" not in json.dumps(statements[0])
+    assert args["VERSION"] == "1.2" and "hunter2" not in json.dumps(statements[0])
 
 
 def test_only_what_was_asked_for_is_made() -> None:
-    assert [a.kind for a in Made(ARM64, facts=facts(ARM64, mode="min")).for_subject("app", "sha256:" + "c" * 64)] == [
-        "provenance"
-    ]
+    provenance_only = Made(ARM64, facts=facts(platform=ARM64, mode="min"))
+    assert [a.kind for a in provenance_only.for_subject("app", "sha256:" + "c" * 64)] == ["provenance"]
     assert Made(ARM64).for_subject("app", "sha256:" + "c" * 64) == []
 
 
