@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import jsonschema
@@ -49,37 +50,32 @@ def validate(document: bytes) -> dict:
     return data
 
 
+def push_attested(
+    run_imgfront, env, registry, tmp_path: Path, tag: str, push: Sequence[str], source: Sequence[object], **run: float
+) -> tuple[dict, RegistryClient]:
+    """Build SOURCE (a pipeline or a context, with its options) with --sbom --provenance and push it to TAG by PUSH's
+    options, with the registry's credentials in tmp_path/auth.json; the metadata file, and a client to look."""
+    authfile, meta = registry.write_auth_file(tmp_path / "auth.json"), tmp_path / "meta.json"
+    attested = ["--sbom", "--provenance", "--metadata-file", meta]
+    result = run_imgfront(
+        ["build", "-t", tag, *push, "--tls-verify=false", "--authfile", authfile, *attested, *source], env, **run
+    )
+    assert result.returncode == 0, result.stderr
+    client = RegistryClient(registry.url, Credentials(registry.user, registry.password), tls_verify=False)
+    return json.loads(meta.read_text()), client
+
+
 def test_hello_static_sbom_and_provenance_are_found_through_the_referrers_tag(
     podman_node, debian_base, registry, run_imgfront, tmp_path
 ):
     """The issue's "done when": examples/hello-static's SBOM lists its dpkg packages with versions for both
     platforms, validates, and is found through the referrers tag after a push; the provenance with it."""
     env = {**podman_node.env, "XDG_CACHE_HOME": os.fspath(tmp_path / "cache"), "XDG_DATA_HOME": os.fspath(tmp_path)}
-    authfile = registry.write_auth_file(tmp_path / "auth.json")
     repository = f"attest/hello-static-{podman_node.major}"
-    meta = tmp_path / "meta.json"
-    result = run_imgfront(
-        [
-            "build",
-            "-p",
-            REPO / "examples" / "hello-static" / "pipeline.yaml",
-            "-t",
-            f"{registry.url}/{repository}:1",
-            "--push",
-            "--tls-verify=false",
-            "--authfile",
-            authfile,
-            "--sbom",
-            "--provenance",
-            "--metadata-file",
-            meta,
-        ],
-        env,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(meta.read_text())
-    client = RegistryClient(registry.url, Credentials(registry.user, registry.password), tls_verify=False)
+    pipeline = ["-p", REPO / "examples" / "hello-static" / "pipeline.yaml"]
+    tag = f"{registry.url}/{repository}:1"
+    data, client = push_attested(run_imgfront, env, registry, tmp_path, tag, ["--push"], pipeline, timeout=900)
+    authfile = tmp_path / "auth.json"
     with client:
         index = client.manifest(repository, "1").json()
         # The image index holds the two images alone: no attestation entries for podman to take for images.
@@ -302,32 +298,10 @@ def test_pushed_from_the_nodes_each_image_gets_its_own(
 ):
     """The nodes push their images themselves; the attestations follow each one, by the digest it has there."""
     env = {**podman_node.env, "XDG_DATA_HOME": os.fspath(tmp_path / "data")}
-    authfile = registry.write_auth_file(tmp_path / "auth.json")
     repository = f"attest/{mode[-1].replace('-', '')}-{podman_node.major}"
-    meta = tmp_path / "meta.json"
     tag = f"{registry.url}/{repository}" + (":1" if "--push" in mode else "")
-    result = run_imgfront(
-        [
-            "build",
-            "--platform",
-            ",".join(PLATFORMS),
-            "-t",
-            tag,
-            *mode,
-            "--tls-verify=false",
-            "--authfile",
-            authfile,
-            "--sbom",
-            "--provenance",
-            "--metadata-file",
-            meta,
-            make_context(BUSYBOX_CONTAINERFILE + "RUN echo nodes > /nodes\n"),
-        ],
-        env,
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(meta.read_text())
-    client = RegistryClient(registry.url, Credentials(registry.user, registry.password), tls_verify=False)
+    source = ["--platform", ",".join(PLATFORMS), make_context(BUSYBOX_CONTAINERFILE + "RUN echo nodes > /nodes\n")]
+    data, client = push_attested(run_imgfront, env, registry, tmp_path, tag, mode, source)
     with client:
         for build in data["imgfront.builds"]:
             digest = build["pushed_digest"]
